@@ -1,0 +1,66 @@
+# rnn-serve: the commands a person runs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DATA_DIR ?= ../shared/data
+export DATA_DIR
+AUTH ?= on
+HOST ?= 127.0.0.1
+PORT ?= 8080
+MANAGEMENT_PORT ?= 8081
+METRICS_PORT ?= 8082
+MODEL_STORE ?= model_store
+PROFILE ?= default
+PYTEST_ARGS ?=
+
+.PHONY: help setup models serve stop status test lint format clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-torch.txt requirements.txt scripts/ensure-java.sh
+	bash scripts/ensure-java.sh
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-torch.txt
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+setup: $(VENV)/.installed ## create .venv with pinned dependencies and a Java 17 runtime
+
+$(MODEL_STORE)/sentiment.mar: | $(VENV)/.installed
+	$(PY) -m training.train_sentiment --profile $(PROFILE) --out artifacts/sentiment
+	$(PY) -m training.archive sentiment --artifact artifacts/sentiment --export $(MODEL_STORE)
+
+$(MODEL_STORE)/lm.mar: | $(VENV)/.installed
+	$(PY) -m training.train_lm --profile $(PROFILE) --out artifacts/lm
+	$(PY) -m training.archive lm --artifact artifacts/lm --export $(MODEL_STORE)
+
+models: $(MODEL_STORE)/sentiment.mar $(MODEL_STORE)/lm.mar ## train and archive the default models where missing
+
+serve: models ## set up, train if needed, start TorchServe on $(HOST) and wait until every model is READY
+	$(PY) -m serving.server start --auth $(AUTH) --host $(HOST) --model-store $(MODEL_STORE) \
+		--inference-port $(PORT) --management-port $(MANAGEMENT_PORT) --metrics-port $(METRICS_PORT)
+
+stop: ## stop the server started from this checkout
+	@if [ -x $(PY) ]; then $(PY) -m serving.server stop; else echo "nothing to stop"; fi
+
+status: ## is a server from this checkout running?
+	@$(PY) -m serving.server status
+
+lint: $(VENV)/.installed ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed ## apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: $(VENV)/.installed lint ## run every test (unit and integration with a real TorchServe)
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+clean: stop ## remove trained artifacts, archives and run outputs (keeps .venv)
+	rm -rf artifacts runs $(MODEL_STORE)

@@ -1,0 +1,1 @@
+"""Thin TorchServe adapters: parse and validate requests, call models/, shape the answers."""

@@ -1,0 +1,154 @@
+"""The TorchServe seam: one base class that turns a TorchServe batch into typed requests.
+
+TorchServe fails *every* request of a batch with 503 when a handler raises, so this class
+never lets an exception escape: each request is parsed on its own (bad ones get their own
+4xx), the valid ones run together in one forward pass, and if that pass fails the rows are
+retried one by one so a single poisonous request cannot spoil its neighbours.
+Subclasses implement `load`, `parse` and `infer`; everything TorchServe-specific stays here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from ts.metrics.metric_type_enum import MetricTypes
+from ts.torch_handler.base_handler import BaseHandler
+
+from handlers.schema import RequestError, decode_body
+
+logger = logging.getLogger(__name__)
+
+# Handler metrics, exported on /metrics when model_metrics_auto_detect=true. Counters only:
+# a scraper derives means (batch size, latency) from differences of two scrapes.
+METRIC_BATCHES = "HandlerBatches"
+METRIC_REQUESTS = "HandlerBatchRequests"
+METRIC_LATENCY_MS = "HandlerBatchLatencyMs"
+METRIC_BAD_REQUESTS = "HandlerBadRequests"
+METRIC_FAILED_REQUESTS = "HandlerFailedRequests"
+
+PHRASES = {400: "Bad Request", 413: "Payload Too Large", 500: "Internal Server Error"}
+
+
+def request_body(row: dict[str, Any]) -> Any:
+    """TorchServe puts the body under "body" or "data" depending on how it was sent."""
+    body = row.get("body")
+    return row.get("data") if body is None else body
+
+
+def pick_device(properties: dict[str, Any]) -> torch.device:
+    """CUDA when TorchServe assigned this worker a GPU, else CPU."""
+    gpu_id = properties.get("gpu_id")
+    if torch.cuda.is_available() and gpu_id is not None:
+        return torch.device(f"cuda:{gpu_id}")
+    return torch.device("cpu")
+
+
+class BatchHandler(BaseHandler):
+    """Base for our model handlers: per-request validation, one batched pass, metrics."""
+
+    def load(self, model_dir: str, device: torch.device, options: dict[str, Any]) -> None:
+        """Load the model artifact from the unpacked archive folder."""
+        raise NotImplementedError
+
+    def parse(self, body: Any) -> Any:
+        """Validate one request body into a typed request; raise RequestError if bad."""
+        raise NotImplementedError
+
+    def infer(self, requests: Sequence[Any], indices: Sequence[int]) -> list[Any]:
+        """Answer valid requests (``indices`` are their positions in the TorchServe batch)."""
+        raise NotImplementedError
+
+    def initialize(self, context: Any) -> None:
+        properties = context.system_properties
+        self.model_yaml_config = context.model_yaml_config or {}
+        options = dict(self.model_yaml_config.get("handler") or {})
+        # Threads per worker come from the model config: on small machines several 1-thread
+        # workers beat one worker that spreads over every core.
+        threads = int(options.get("torch_threads", os.environ.get("TORCH_THREADS", 1)))
+        torch.set_num_threads(threads)
+        self.device = pick_device(properties)
+        self.model_name = context.manifest["model"]["modelName"]
+        self.load(properties["model_dir"], self.device, options)
+        self.initialized = True
+        logger.info("%s ready on %s with %d thread(s)", self.model_name, self.device, threads)
+
+    def preprocess(self, data: list[dict[str, Any]]) -> list[Any]:
+        """Parse each row on its own: a RequestError in the list marks a bad request."""
+        parsed: list[Any] = []
+        for row in data:
+            try:
+                parsed.append(self.parse(decode_body(request_body(row))))
+            except RequestError as error:
+                parsed.append(error)
+        return parsed
+
+    def inference(self, parsed: list[Any]) -> list[Any]:
+        indices = [i for i, item in enumerate(parsed) if not isinstance(item, RequestError)]
+        results: list[Any] = list(parsed)
+        if not indices:
+            return results
+        valid = [parsed[i] for i in indices]
+        try:
+            answers = self.infer(valid, indices)
+        except Exception:
+            logger.exception("batch of %d failed; retrying its requests one by one", len(valid))
+            answers = [self._infer_alone(request, index) for request, index in zip(valid, indices, strict=True)]
+        for index, answer in zip(indices, answers, strict=True):
+            results[index] = answer
+        return results
+
+    def _infer_alone(self, request: Any, index: int) -> Any:
+        try:
+            return self.infer([request], [index])[0]
+        except RequestError as error:
+            return error
+        except Exception:
+            logger.exception("request %d failed alone too", index)
+            return RequestError("request", "could not be processed (internal error)", 500)
+
+    def postprocess(self, results: list[Any]) -> list[Any]:
+        """Errors become JSON bodies with their own status; answers pass through as JSON."""
+        out = []
+        for index, result in enumerate(results):
+            if isinstance(result, RequestError):
+                phrase = PHRASES.get(result.status, "Error")
+                self.context.set_response_status(result.status, phrase, idx=index)
+                out.append(result.to_json())
+            else:
+                out.append(result)
+        return out
+
+    def handle(self, data: list[dict[str, Any]], context: Any) -> list[Any]:
+        started = time.perf_counter()
+        self.context = context
+        try:
+            parsed = self.preprocess(data)
+            responses = self.postprocess(self.inference(parsed))
+        except Exception:  # a bug of ours must not become a batch-wide 503
+            logger.exception("handler failed")
+            error = RequestError("request", "could not be processed (internal error)", 500)
+            parsed = [error] * len(data)
+            responses = self.postprocess(parsed)
+        self._record_metrics(parsed, responses, time.perf_counter() - started)
+        return responses
+
+    def _record_metrics(self, parsed: list[Any], responses: list[Any], seconds: float) -> None:
+        bad = sum(isinstance(item, RequestError) for item in parsed)
+        failed = sum(isinstance(r, dict) and r.get("code") == 500 for r in responses)
+        self.add_counter(METRIC_BATCHES, 1)
+        self.add_counter(METRIC_REQUESTS, len(parsed))
+        self.add_counter(METRIC_LATENCY_MS, round(seconds * 1000.0, 3), unit="ms")
+        self.add_counter(METRIC_BAD_REQUESTS, bad)
+        self.add_counter(METRIC_FAILED_REQUESTS, failed)
+
+    def add_counter(self, name: str, value: float, unit: str = "count") -> None:
+        """Add to a per-model counter; metrics must never break an answer."""
+        try:
+            self.context.metrics.add_metric(name, value, unit, metric_type=MetricTypes.COUNTER)
+        except Exception:
+            logger.debug("metric %s not recorded", name, exc_info=True)

@@ -1,0 +1,184 @@
+"""Request fields declared once, with their limits; validation that names the offending field.
+
+Each endpoint declares a tuple of `Field`s. The same declaration validates requests, fills in
+defaults and renders the API table in the README (`python -m handlers.schema`), so the docs
+cannot drift from what the server enforces. Nothing here imports TorchServe or torch, so the
+parsing can be fuzzed quickly and reused by another server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+REQUIRED: Any = object()
+
+# Characters a text field may contain besides printable ones: line breaks and tabs are text,
+# other control characters (NUL, escape sequences, ...) are almost always a client bug.
+ALLOWED_CONTROL = frozenset("\n\r\t")
+
+
+class RequestError(Exception):
+    """A problem with one request: answered with ``status`` and a JSON body naming the field."""
+
+    def __init__(self, field: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+        self.status = status
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": f"{self.field}: {self.message}", "field": self.field, "code": self.status}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One request field. ``kind`` is str, int, float, bool, list (of str) or "str|list"."""
+
+    name: str
+    kind: Any
+    default: Any = REQUIRED
+    doc: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    max_length: int | None = None  # characters of a string, or items of a list
+    item_max_length: int | None = None  # characters of each list item
+    min_length: int = 0
+    nullable: bool = False
+    example: Any = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def limits(self) -> str:
+        """Human-readable limits, for the generated API docs."""
+        parts = []
+        if self.minimum is not None:
+            parts.append(f"{'>' if self.exclusive_minimum else '>='} {self.minimum:g}")
+        if self.maximum is not None:
+            parts.append(f"<= {self.maximum:g}")
+        if self.min_length:
+            parts.append(f"at least {self.min_length} long")
+        if self.max_length is not None:
+            unit = "items" if self.kind is list else "characters"
+            parts.append(f"at most {self.max_length} {unit}")
+        if self.item_max_length is not None:
+            parts.append(f"each at most {self.item_max_length} characters")
+        return ", ".join(parts)
+
+
+def decode_body(raw: Any) -> Any:
+    """Turn what TorchServe hands over (already-decoded JSON, text, or bytes) into a value.
+
+    TorchServe decodes ``application/json`` and ``text/*`` bodies itself but forwards raw bytes
+    when that fails or for other content types (curl's default form type, say), so bytes are
+    decoded here: UTF-8 first, then JSON if the body looks like JSON, else plain text.
+    """
+    if isinstance(raw, (bytes, bytearray)):
+        try:
+            raw = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RequestError("body", f"is not valid UTF-8 (byte {exc.start})") from None
+        if raw.lstrip()[:1] in ("{", "["):
+            try:
+                return json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise RequestError("body", f"is not valid JSON ({exc.msg} at {exc.pos})") from None
+    return raw
+
+
+def check_text(name: str, value: str, min_length: int, max_length: int | None) -> str:
+    """Validate one text value: length bounds and no stray control characters."""
+    if len(value.strip()) < min_length:
+        raise RequestError(name, "must not be empty" if min_length == 1 else "is too short")
+    if max_length is not None and len(value) > max_length:
+        raise RequestError(name, f"is {len(value)} characters long; the limit is {max_length}")
+    for position, char in enumerate(value):
+        if char not in ALLOWED_CONTROL and unicodedata.category(char) in ("Cc", "Cs"):
+            raise RequestError(name, f"contains control character U+{ord(char):04X} at {position}")
+    return value
+
+
+def _check_number(spec: Field, value: Any) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RequestError(spec.name, f"must be a number, got {type(value).__name__}")
+    if spec.kind is int and not (isinstance(value, int) or float(value).is_integer()):
+        raise RequestError(spec.name, "must be an integer")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RequestError(spec.name, "must be a finite number")
+    low, high = spec.minimum, spec.maximum
+    too_low = low is not None and (value <= low if spec.exclusive_minimum else value < low)
+    if too_low or (high is not None and value > high):
+        raise RequestError(spec.name, f"is {value}; allowed: {spec.limits()}")
+    return int(value) if spec.kind is int else float(value)
+
+
+def _check_list(spec: Field, value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise RequestError(spec.name, f"must be a list of strings, got {type(value).__name__}")
+    if len(value) < spec.min_length:
+        raise RequestError(spec.name, f"must hold at least {spec.min_length} item(s)")
+    if spec.max_length is not None and len(value) > spec.max_length:
+        raise RequestError(spec.name, f"holds {len(value)} items; the limit is {spec.max_length}")
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise RequestError(f"{spec.name}[{index}]", "must be a string")
+        check_text(f"{spec.name}[{index}]", item, 1, spec.item_max_length)
+    return value
+
+
+def check_field(spec: Field, value: Any) -> Any:
+    if value is None and spec.nullable:
+        return None
+    if spec.kind is str:
+        if not isinstance(value, str):
+            raise RequestError(spec.name, f"must be a string, got {type(value).__name__}")
+        return check_text(spec.name, value, spec.min_length, spec.max_length)
+    if spec.kind in (int, float):
+        return _check_number(spec, value)
+    if spec.kind is bool:
+        if not isinstance(value, bool):
+            raise RequestError(spec.name, "must be true or false")
+        return value
+    if spec.kind is list:
+        if isinstance(value, str):
+            value = [value]  # a single stop string is as good as a list of one
+        return _check_list(spec, value)
+    raise TypeError(f"unsupported field kind {spec.kind!r}")
+
+
+def validate(payload: Any, fields: Sequence[Field]) -> dict[str, Any]:
+    """Check a decoded JSON object against ``fields``; returns every field with defaults filled."""
+    if not isinstance(payload, Mapping):
+        raise RequestError("body", f"must be a JSON object, got {type(payload).__name__}")
+    known = {spec.name for spec in fields}
+    for name in payload:
+        if name not in known:
+            raise RequestError(
+                str(name), f"is not a known field (known: {', '.join(sorted(known))})"
+            )
+    values: dict[str, Any] = {}
+    for spec in fields:
+        if spec.name in payload:
+            values[spec.name] = check_field(spec, payload[spec.name])
+        elif spec.required:
+            raise RequestError(spec.name, "is required")
+        else:
+            values[spec.name] = spec.default
+    return values
+
+
+def markdown_table(fields: Sequence[Field]) -> str:
+    """The API reference table for one endpoint, generated from its declaration."""
+    rows = ["| field | type | default | limits | meaning |", "|---|---|---|---|---|"]
+    for spec in fields:
+        kind = {list: "list of strings"}.get(spec.kind, getattr(spec.kind, "__name__", spec.kind))
+        default = "required" if spec.required else json.dumps(spec.default)
+        rows.append(f"| `{spec.name}` | {kind} | {default} | {spec.limits()} | {spec.doc} |")
+    return "\n".join(rows)

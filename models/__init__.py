@@ -1,0 +1,1 @@
+"""Recurrent text models and the pure-torch inference code they need (no TorchServe here)."""

@@ -1,0 +1,69 @@
+"""The on-disk form of a trained model: the unit that training writes and serving reads.
+
+An artifact is a folder holding ``config.json`` (what kind of model, its hyper-parameters,
+its labels and measured quality), ``weights.pt`` (a state dict) and ``tokenizer.model``.
+The same folder is what a TorchServe archive unpacks to, so a model can be loaded
+identically in a notebook, a benchmark or a handler.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.tokenizer import Tokenizer
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.pt"
+TOKENIZER_FILE = "tokenizer.model"
+ARTIFACT_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE)
+
+
+@dataclass
+class Artifact:
+    """A loaded artifact. ``model`` holds the model's constructor keyword arguments."""
+
+    kind: str
+    model: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    tokenizer: Tokenizer
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def save_artifact(
+    directory: str | Path,
+    kind: str,
+    model_config: dict[str, Any],
+    state_dict: dict[str, torch.Tensor],
+    tokenizer_file: str | Path,
+    lowercase: bool = False,
+    **extra: Any,
+) -> Path:
+    """Write an artifact folder; ``extra`` (labels, metrics, training settings) goes to config."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = {"kind": kind, "model": model_config, "lowercase": lowercase, **extra}
+    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, directory / WEIGHTS_FILE)
+    if Path(tokenizer_file).resolve() != (directory / TOKENIZER_FILE).resolve():
+        shutil.copyfile(tokenizer_file, directory / TOKENIZER_FILE)
+    return directory
+
+
+def load_artifact(directory: str | Path) -> Artifact:
+    directory = Path(directory)
+    config = json.loads((directory / CONFIG_FILE).read_text())
+    state_dict = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    tokenizer = Tokenizer(directory / TOKENIZER_FILE, lowercase=config.pop("lowercase", False))
+    return Artifact(
+        kind=config.pop("kind"),
+        model=config.pop("model"),
+        state_dict=state_dict,
+        tokenizer=tokenizer,
+        extra=config,
+    )

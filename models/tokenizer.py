@@ -1,0 +1,37 @@
+"""A thin wrapper over a trained sentencepiece model, shared by training and serving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sentencepiece as spm
+
+
+class Tokenizer:
+    """Text <-> token ids. ``lowercase`` mirrors how the training text was cased (SST-2 is)."""
+
+    def __init__(self, model_file: str | Path, lowercase: bool = False) -> None:
+        self.model_file = Path(model_file)
+        self.lowercase = lowercase
+        self._sp = spm.SentencePieceProcessor(model_file=str(model_file))
+
+    @property
+    def vocab_size(self) -> int:
+        return self._sp.get_piece_size()
+
+    @property
+    def pad_id(self) -> int:
+        # Trained with pad_id=0 so padding rows can use a zero embedding index.
+        return max(self._sp.pad_id(), 0)
+
+    def encode(self, text: str) -> list[int]:
+        return self._sp.encode(text.lower() if self.lowercase else text)
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return self._sp.encode([t.lower() if self.lowercase else t for t in texts])
+
+    def decode(self, ids: list[int]) -> str:
+        return self._sp.decode(ids)
+
+    def id_to_piece(self, token_id: int) -> str:
+        return self._sp.id_to_piece(token_id)

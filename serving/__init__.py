@@ -1,0 +1,1 @@
+"""Running TorchServe for our models: configuration, start/stop/readiness, and the client."""

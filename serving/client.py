@@ -1,0 +1,108 @@
+"""A small command-line client for a server started from this checkout (keys read for you).
+
+python -m serving.client classify "a gripping , funny movie"
+python -m serving.client generate "ROMEO:" --temperature 0.8 --max-new-tokens 200 --stream
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+
+from serving.server import DEFAULT_RUN_DIR, Connection
+
+
+def classify(connection: Connection, text: str | list[str], timeout: float = 30) -> Any:
+    payload = {"texts": text} if isinstance(text, list) else {"text": text}
+    return _post(connection, "sentiment", payload, timeout).json()
+
+
+def generate(connection: Connection, payload: dict[str, Any], timeout: float = 120) -> Any:
+    return _post(connection, "lm", {**payload, "stream": False}, timeout).json()
+
+
+def generate_stream(
+    connection: Connection, payload: dict[str, Any], timeout: float = 120
+) -> Iterator[dict[str, Any]]:
+    """Yield the streamed chunks: newline-delimited JSON objects, the last with finish_reason."""
+    reply = _post(connection, "lm", {**payload, "stream": True}, timeout, stream=True)
+    buffer = ""
+    for piece in reply.iter_content(chunk_size=None, decode_unicode=True):
+        buffer += piece
+        while "\n" in buffer:
+            line, buffer = buffer.split("\n", 1)
+            if line.strip():
+                yield json.loads(line)
+    if buffer.strip():
+        yield json.loads(buffer)
+
+
+def _post(
+    connection: Connection,
+    model: str,
+    payload: dict[str, Any],
+    timeout: float,
+    stream: bool = False,
+) -> requests.Response:
+    reply = requests.post(
+        f"{connection.inference_url}/predictions/{model}",
+        json=payload,
+        headers=connection.inference_headers(),
+        timeout=timeout,
+        stream=stream,
+    )
+    if reply.status_code != 200:
+        raise SystemExit(f"HTTP {reply.status_code}: {reply.text.strip()}")
+    return reply
+
+
+def _main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--run-dir", default=DEFAULT_RUN_DIR, help="folder of the running server")
+    commands = parser.add_subparsers(dest="command", required=True)
+    classify_cmd = commands.add_parser("classify", help="sentiment of one or more texts")
+    classify_cmd.add_argument("texts", nargs="+")
+    gen = commands.add_parser("generate", help="continue a prompt")
+    gen.add_argument("prompt")
+    gen.add_argument("--max-new-tokens", type=int, default=None)
+    gen.add_argument("--temperature", type=float, default=None)
+    gen.add_argument("--top-k", type=int, default=None)
+    gen.add_argument("--top-p", type=float, default=None)
+    gen.add_argument("--seed", type=int, default=None)
+    gen.add_argument("--stop", action="append", default=None, help="stop string (repeatable)")
+    gen.add_argument("--stream", action="store_true")
+    args = parser.parse_args()
+    connection = Connection.from_run_dir(args.run_dir)
+
+    if args.command == "classify":
+        texts = args.texts if len(args.texts) > 1 else args.texts[0]
+        print(json.dumps(classify(connection, texts), indent=2))
+        return
+    options = {
+        "max_new_tokens": args.max_new_tokens,
+        "temperature": args.temperature,
+        "top_k": args.top_k,
+        "top_p": args.top_p,
+        "seed": args.seed,
+        "stop": args.stop,
+    }
+    payload = {"prompt": args.prompt, **{k: v for k, v in options.items() if v is not None}}
+    if not args.stream:
+        print(json.dumps(generate(connection, payload), indent=2))
+        return
+    sys.stdout.write(args.prompt)
+    for chunk in generate_stream(connection, payload):
+        sys.stdout.write(chunk.get("text", ""))
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    _main()

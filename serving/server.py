@@ -1,0 +1,296 @@
+"""Start, watch and stop a TorchServe instance for our model archives.
+
+    python -m serving.server start [--auth off] [--inference-port 8080 ...]
+    python -m serving.server status
+    python -m serving.server stop
+
+Each server gets its own run folder (TMPDIR, logs, generated config, key file), so several can
+run side by side (tests do) and `stop` only ever stops the one started from that folder.
+TorchServe's own `--start` returns 0 even when the server dies at once and `/ping` answers
+Healthy before any worker is loaded, so readiness here means: the process is alive and every
+worker of every model reports READY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_TEMPLATE = ROOT / "serving" / "config.properties"
+DEFAULT_RUN_DIR = ROOT / "runs" / "server"
+DEFAULT_MODELS = ("sentiment", "lm")
+STATE_FILE = "server.json"
+KEY_FILE = "key_file.json"
+PID_FILE = ".model_server.pid"  # TorchServe writes it into $TMPDIR
+
+
+class ServerError(RuntimeError):
+    """The server did not come up, or is not there."""
+
+
+@dataclass
+class ServerConfig:
+    """Where and how one TorchServe instance runs. Defaults are the documented ones."""
+
+    model_store: Path = ROOT / "model_store"
+    run_dir: Path = DEFAULT_RUN_DIR
+    host: str = "127.0.0.1"
+    inference_port: int = 8080
+    management_port: int = 8081
+    metrics_port: int = 8082
+    auth: bool = True
+    models: tuple[str, ...] = DEFAULT_MODELS
+    job_queue_size: int = 100
+    token_expiration_min: int = 5_256_000
+    netty_threads: int = 2
+    overrides: dict[str, str] = field(default_factory=dict)  # extra config.properties lines
+
+    def render(self) -> str:
+        text = CONFIG_TEMPLATE.read_text().format(
+            host=self.host,
+            inference_port=self.inference_port,
+            management_port=self.management_port,
+            metrics_port=self.metrics_port,
+            model_store=Path(self.model_store).resolve(),
+            load_models=",".join(f"{m}={m}.mar" for m in self.models),
+            disable_token_authorization=str(not self.auth).lower(),
+            token_expiration_min=self.token_expiration_min,
+            job_queue_size=self.job_queue_size,
+            netty_threads=self.netty_threads,
+        )
+        extra = "".join(f"{key}={value}\n" for key, value in self.overrides.items())
+        return text + extra
+
+
+@dataclass
+class Connection:
+    """How clients reach a running server: URLs and (when auth is on) the keys."""
+
+    inference_url: str
+    management_url: str
+    metrics_url: str
+    inference_key: str | None = None
+    management_key: str | None = None
+
+    def inference_headers(self) -> dict[str, str]:
+        return _bearer(self.inference_key)
+
+    def management_headers(self) -> dict[str, str]:
+        return _bearer(self.management_key)
+
+    def model_status(self, model: str) -> list[dict[str, Any]]:
+        reply = requests.get(
+            f"{self.management_url}/models/{model}", headers=self.management_headers(), timeout=5
+        )
+        reply.raise_for_status()
+        return reply.json()
+
+    @classmethod
+    def from_run_dir(cls, run_dir: str | Path = DEFAULT_RUN_DIR) -> Connection:
+        """Find the server started from ``run_dir`` (what client, tests and load tests use)."""
+        run_dir = Path(run_dir)
+        state_file = run_dir / STATE_FILE
+        if not state_file.exists():
+            raise ServerError(f"no server state in {run_dir}: start one with `make serve`")
+        state = json.loads(state_file.read_text())
+        keys = read_keys(run_dir) if state["auth"] else {}
+        host = state["host"]
+        return cls(
+            inference_url=f"http://{host}:{state['inference_port']}",
+            management_url=f"http://{host}:{state['management_port']}",
+            metrics_url=f"http://{host}:{state['metrics_port']}",
+            inference_key=keys.get("inference"),
+            management_key=keys.get("management"),
+        )
+
+
+def _bearer(key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def read_keys(run_dir: Path) -> dict[str, str]:
+    """The keys TorchServe wrote into its working folder: {"inference": ..., "management": ...}."""
+    data = json.loads((Path(run_dir) / KEY_FILE).read_text())
+    return {kind: entry["key"] for kind, entry in data.items() if isinstance(entry, dict)}
+
+
+def _environment(run_dir: Path) -> dict[str, str]:
+    tmp = run_dir / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(
+        TMPDIR=str(tmp),  # TorchServe's pid file lives here: one per server
+        LOG_LOCATION=str(run_dir / "logs"),
+        METRICS_LOCATION=str(run_dir / "logs"),
+        PYTHONUNBUFFERED="1",
+    )
+    # Workers must run with this venv's Python and see neither stale nor foreign packages.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def server_pid(run_dir: Path) -> int | None:
+    """The pid of the server started from ``run_dir``, if that process is still alive."""
+    pid_file = Path(run_dir) / "tmp" / PID_FILE
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        return None
+    return pid
+
+
+def start(config: ServerConfig, timeout: float = 300.0) -> Connection:
+    """Start TorchServe and return once every worker of every model is READY."""
+    run_dir = Path(config.run_dir).resolve()
+    if server_pid(run_dir) is not None:
+        raise ServerError(f"a server from {run_dir} is already running: stop it first")
+    missing = [m for m in config.models if not (Path(config.model_store) / f"{m}.mar").exists()]
+    if missing:
+        raise ServerError(f"no archive for {missing} in {config.model_store}: run `make models`")
+    for stale in (run_dir / KEY_FILE, run_dir / STATE_FILE):
+        stale.unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "logs", ignore_errors=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_file = run_dir / "config.properties"
+    config_file.write_text(config.render())
+    command = [
+        str(Path(sys.executable).parent / "torchserve"),
+        "--start",
+        "--ncs",
+        "--ts-config",
+        str(config_file),
+        "--model-store",
+        str(Path(config.model_store).resolve()),
+    ]
+    if not config.auth:
+        command.append("--disable-token-auth")
+    subprocess.run(
+        command,
+        cwd=run_dir,
+        env=_environment(run_dir),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    state = {k: v for k, v in asdict(config).items() if k not in ("model_store", "run_dir")}
+    (run_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+    try:
+        return wait_ready(run_dir, config.models, timeout)
+    except ServerError:
+        stop(run_dir)
+        raise
+
+
+def wait_ready(run_dir: Path, models: tuple[str, ...], timeout: float) -> Connection:
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if server_pid(run_dir) is None:
+            raise ServerError(f"TorchServe exited during start-up; see {log_hint(run_dir)}")
+        try:
+            connection = Connection.from_run_dir(run_dir)
+            statuses = {m: _worker_states(connection, m) for m in models}
+        except (OSError, KeyError, ValueError, requests.RequestException) as exc:
+            last = str(exc)
+            continue
+        if all(states and all(s == "READY" for s in states) for states in statuses.values()):
+            return connection
+        last = json.dumps(statuses)
+    raise ServerError(f"models not READY after {timeout:.0f}s ({last}); see {log_hint(run_dir)}")
+
+
+def _worker_states(connection: Connection, model: str) -> list[str]:
+    described = connection.model_status(model)
+    return [worker["status"] for entry in described for worker in entry.get("workers", [])]
+
+
+def log_hint(run_dir: Path) -> str:
+    return str(Path(run_dir) / "logs" / "model_log.log")
+
+
+def stop(run_dir: str | Path = DEFAULT_RUN_DIR, timeout: float = 60.0) -> bool:
+    """Stop the server started from ``run_dir``; True if one was running. Leaves no pid file."""
+    run_dir = Path(run_dir).resolve()
+    pid = server_pid(run_dir)
+    if pid is not None:
+        subprocess.run(
+            [str(Path(sys.executable).parent / "torchserve"), "--stop"],
+            cwd=run_dir,
+            env=_environment(run_dir),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+        deadline = time.monotonic() + timeout
+        while server_pid(run_dir) is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if server_pid(run_dir) is not None:
+            os.kill(pid, signal.SIGKILL)
+    (run_dir / "tmp" / PID_FILE).unlink(missing_ok=True)
+    (run_dir / STATE_FILE).unlink(missing_ok=True)
+    return pid is not None
+
+
+def _main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("action", choices=("start", "stop", "status"))
+    parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
+    parser.add_argument("--model-store", type=Path, default=ServerConfig.model_store)
+    parser.add_argument("--host", default=ServerConfig.host)
+    parser.add_argument("--inference-port", type=int, default=ServerConfig.inference_port)
+    parser.add_argument("--management-port", type=int, default=ServerConfig.management_port)
+    parser.add_argument("--metrics-port", type=int, default=ServerConfig.metrics_port)
+    parser.add_argument("--auth", choices=("on", "off"), default="on")
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
+    args = parser.parse_args()
+    if args.action == "stop":
+        print("stopped" if stop(args.run_dir) else "no server was running from this checkout")
+        return
+    if args.action == "status":
+        pid = server_pid(args.run_dir)
+        print(f"running (pid {pid})" if pid else "not running")
+        sys.exit(0 if pid else 1)
+    config = ServerConfig(
+        model_store=args.model_store,
+        run_dir=args.run_dir,
+        host=args.host,
+        inference_port=args.inference_port,
+        management_port=args.management_port,
+        metrics_port=args.metrics_port,
+        auth=args.auth == "on",
+        models=tuple(m for m in args.models.split(",") if m),
+    )
+    started = time.monotonic()
+    try:
+        connection = start(config)
+    except ServerError as exc:
+        sys.exit(f"error: {exc}")
+    print(
+        f"TorchServe ready in {time.monotonic() - started:.0f}s: models {', '.join(config.models)}"
+    )
+    print(f"  inference  {connection.inference_url}   management {connection.management_url}")
+    print(f"  metrics    {connection.metrics_url}/metrics")
+    if config.auth:
+        print(f"  keys in {Path(config.run_dir) / KEY_FILE} (the client reads them)")
+    print("  stop with: make stop")
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,0 +1,1 @@
+"""Data loading, tokenizer and model training, evaluation and archiving into model_store/."""

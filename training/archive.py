@@ -1,0 +1,87 @@
+"""Pack a trained artifact into a TorchServe model archive (.mar) with torch-model-archiver.
+
+    python -m training.archive sentiment --artifact artifacts/sentiment --export model_store
+
+The archive holds the artifact (config.json, weights.pt, tokenizer.model), the handler, the
+`models/` and `handlers/` packages it imports, and `serving/<name>-config.yaml` (batch size,
+workers, threads: the per-model serving settings live in that one file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from models.artifact import ARTIFACT_FILES
+
+ROOT = Path(__file__).resolve().parent.parent
+HANDLERS = {"sentiment": "handlers/sentiment_handler.py", "lm": "handlers/lm_handler.py"}
+PACKAGES = ("models", "handlers")
+
+
+def model_config_path(name: str) -> Path:
+    return ROOT / "serving" / f"{name}-config.yaml"
+
+
+def build_archive(
+    name: str,
+    artifact_dir: str | Path,
+    export_dir: str | Path,
+    config_file: str | Path | None = None,
+    version: str = "1.0",
+) -> Path:
+    """Write ``<export_dir>/<name>.mar`` and return its path (overwriting an older one)."""
+    export_dir = Path(export_dir)
+    export_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"mar-{name}-") as scratch:
+        staging = Path(scratch) / "extra"
+        staging.mkdir()
+        for file_name in ARTIFACT_FILES:
+            shutil.copy2(Path(artifact_dir) / file_name, staging / file_name)
+        for package in PACKAGES:
+            shutil.copytree(
+                ROOT / package, staging / package, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        archiver = Path(sys.executable).parent / "torch-model-archiver"
+        command = [
+            str(archiver),
+            "--model-name",
+            name,
+            "--version",
+            version,
+            "--handler",
+            str(ROOT / HANDLERS[name]),
+            "--extra-files",
+            str(staging),
+            "--config-file",
+            str(config_file or model_config_path(name)),
+            "--export-path",
+            str(export_dir),
+            "--force",
+        ]
+        # The archiver stages files in $TMPDIR/<name>: a private TMPDIR keeps parallel
+        # builds (tests, CI) from trampling each other.
+        env = {**os.environ, "TMPDIR": scratch}
+        subprocess.run(command, check=True, env=env, cwd=scratch)
+    return export_dir / f"{name}.mar"
+
+
+def _main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("name", choices=sorted(HANDLERS))
+    parser.add_argument("--artifact", required=True)
+    parser.add_argument("--export", default="model_store")
+    parser.add_argument("--config-file", default=None)
+    args = parser.parse_args()
+    print(build_archive(args.name, args.artifact, args.export, args.config_file))
+
+
+if __name__ == "__main__":
+    _main()
