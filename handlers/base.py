@@ -97,7 +97,10 @@ class BatchHandler(BaseHandler):
             answers = self.infer(valid, indices)
         except Exception:
             logger.exception("batch of %d failed; retrying its requests one by one", len(valid))
-            answers = [self._infer_alone(request, index) for request, index in zip(valid, indices, strict=True)]
+            answers = [
+                self._infer_alone(request, index)
+                for request, index in zip(valid, indices, strict=True)
+            ]
         for index, answer in zip(indices, answers, strict=True):
             results[index] = answer
         return results

@@ -50,6 +50,7 @@ class Field:
     item_max_length: int | None = None  # characters of each list item
     min_length: int = 0
     nullable: bool = False
+    single_as_list: bool = False  # accept "x" for ["x"] (stop strings, as OpenAI's API does)
     example: Any = None
 
     @property
@@ -147,8 +148,8 @@ def check_field(spec: Field, value: Any) -> Any:
             raise RequestError(spec.name, "must be true or false")
         return value
     if spec.kind is list:
-        if isinstance(value, str):
-            value = [value]  # a single stop string is as good as a list of one
+        if isinstance(value, str) and spec.single_as_list:
+            value = [value]
         return _check_list(spec, value)
     raise TypeError(f"unsupported field kind {spec.kind!r}")
 

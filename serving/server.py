@@ -189,10 +189,13 @@ def start(config: ServerConfig, timeout: float = 300.0) -> Connection:
     state = {k: v for k, v in asdict(config).items() if k not in ("model_store", "run_dir")}
     (run_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
     try:
-        return wait_ready(run_dir, config.models, timeout)
+        connection = wait_ready(run_dir, config.models, timeout)
     except ServerError:
         stop(run_dir)
         raise
+    if config.auth:  # the keys are secrets: readable by this user only
+        (run_dir / KEY_FILE).chmod(0o600)
+    return connection
 
 
 def wait_ready(run_dir: Path, models: tuple[str, ...], timeout: float) -> Connection:

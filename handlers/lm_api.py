@@ -1,0 +1,93 @@
+"""The generation endpoint's request schema: fields, defaults and limits, declared once.
+
+    python -m handlers.lm_api      # prints the API table used in the README
+
+The caps bound the work one request can ask for, so every request finishes well inside the
+response timeout even on a 2-core machine (see README, "Limits").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from models.generation import GenerationRequest
+
+from handlers.schema import Field, check_text, validate
+
+MAX_PROMPT_CHARS = 4000
+MAX_NEW_TOKENS = 1000
+MAX_STOP_STRINGS = 4
+MAX_STOP_CHARS = 64
+
+FIELDS = (
+    Field(
+        "prompt",
+        str,
+        doc="Text to continue.",
+        min_length=1,
+        max_length=MAX_PROMPT_CHARS,
+        example="ROMEO:",
+    ),
+    Field(
+        "max_new_tokens", int, 200, "Most tokens to generate.", minimum=1, maximum=MAX_NEW_TOKENS
+    ),
+    Field("temperature", float, 0.8, "Softmax temperature; 0 means greedy.", minimum=0, maximum=5),
+    Field(
+        "top_k",
+        int,
+        0,
+        "Sample among the k most likely tokens; 0 turns it off.",
+        minimum=0,
+        maximum=100_000,
+    ),
+    Field(
+        "top_p",
+        float,
+        1.0,
+        "Nucleus sampling: smallest set of tokens with this mass.",
+        minimum=0,
+        maximum=1,
+        exclusive_minimum=True,
+    ),
+    Field(
+        "seed",
+        int,
+        None,
+        "Seed for reproducible sampling; null draws one.",
+        minimum=0,
+        maximum=2**63 - 1,
+        nullable=True,
+    ),
+    Field(
+        "stop",
+        list,
+        [],
+        "Strings that end generation (not included in the text).",
+        max_length=MAX_STOP_STRINGS,
+        item_max_length=MAX_STOP_CHARS,
+        single_as_list=True,
+    ),
+    Field("stream", bool, False, "Send the text in chunks as it is produced."),
+)
+
+
+@dataclass(frozen=True)
+class LMRequest:
+    generation: GenerationRequest
+    stream: bool
+
+
+def parse_generation(body: Any) -> LMRequest:
+    """A JSON object as declared in FIELDS, or a plain-text body holding the prompt."""
+    if isinstance(body, str):
+        body = {"prompt": check_text("prompt", body, 1, MAX_PROMPT_CHARS)}
+    values = validate(body, FIELDS)
+    stream = values.pop("stream")
+    return LMRequest(GenerationRequest(**values), stream=stream)
+
+
+if __name__ == "__main__":
+    from handlers.schema import markdown_table
+
+    print(markdown_table(FIELDS))

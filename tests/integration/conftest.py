@@ -1,0 +1,97 @@
+"""Fixtures that start a real TorchServe on free loopback ports with tiny archives.
+
+The tiny models are trained by the same commands as the real ones (`--profile tiny`), packed
+by the same archive builder and served with the same configuration files, so the tests
+exercise the whole path a user's request takes; only the model sizes differ.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from serving.server import Connection, ServerConfig, start, stop
+from training.archive import build_archive
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAINERS = {"sentiment": "training.train_sentiment", "lm": "training.train_lm"}
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel considers free right now (held open together so they differ)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def train_tiny(model: str, out: Path) -> Path:
+    subprocess.run(
+        [sys.executable, "-m", TRAINERS[model], "--profile", "tiny", "--out", str(out)],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model store with sentiment.mar and lm.mar built from tiny models."""
+    base = tmp_path_factory.mktemp("tiny-models")
+    store = base / "model_store"
+    for model in TRAINERS:
+        build_archive(model, train_tiny(model, base / model), store)
+    return store
+
+
+@dataclass
+class RunningServer:
+    connection: Connection
+    run_dir: Path
+    config: ServerConfig
+
+    def post(self, model: str, key: str | None = "inference", **kwargs) -> requests.Response:
+        """POST to /predictions/<model> with the inference key (or another / none)."""
+        headers = kwargs.pop("headers", {})
+        if key == "inference":
+            headers.update(self.connection.inference_headers())
+        elif key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        kwargs.setdefault("timeout", 60)
+        url = f"{self.connection.inference_url}/predictions/{model}"
+        return requests.post(url, headers=headers, **kwargs)
+
+
+def launch(store: Path, run_dir: Path, **overrides) -> Iterator[RunningServer]:
+    inference, management, metrics = free_ports(3)
+    config = ServerConfig(
+        model_store=store,
+        run_dir=run_dir,
+        inference_port=inference,
+        management_port=management,
+        metrics_port=metrics,
+        **overrides,
+    )
+    connection = start(config, timeout=240)
+    try:
+        yield RunningServer(connection, run_dir, config)
+    finally:
+        stop(run_dir)
+
+
+@pytest.fixture(scope="session")
+def server(tiny_model_store: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One shared server (auth on, the project's serving config) for the whole session."""
+    yield from launch(tiny_model_store, tmp_path_factory.mktemp("server"))
