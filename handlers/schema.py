@@ -64,11 +64,13 @@ class Field:
             parts.append(f"{'>' if self.exclusive_minimum else '>='} {self.minimum:g}")
         if self.maximum is not None:
             parts.append(f"<= {self.maximum:g}")
-        if self.min_length:
-            parts.append(f"at least {self.min_length} long")
-        if self.max_length is not None:
+        if self.min_length or self.max_length is not None:
             unit = "items" if self.kind is list else "characters"
-            parts.append(f"at most {self.max_length} {unit}")
+            low = "non-blank, " if self.min_length and self.kind is str else ""
+            if self.kind is list and self.min_length:
+                low = f"at least {self.min_length} item, "
+            high = f"at most {self.max_length} {unit}" if self.max_length is not None else ""
+            parts.append((low + high).rstrip(", "))
         if self.item_max_length is not None:
             parts.append(f"each at most {self.item_max_length} characters")
         return ", ".join(parts)

@@ -81,9 +81,7 @@ def test_answer_shape_for_text_texts_and_plain_body(server, local_predictor):
     for served, expected in zip(many.json(), local_predictor.predict(texts), strict=True):
         assert_same_prediction(served, expected)
 
-    plain = server.post(
-        "sentiment", data=b"a triumph", headers={"Content-Type": "text/plain"}
-    )
+    plain = server.post("sentiment", data=b"a triumph", headers={"Content-Type": "text/plain"})
     assert plain.status_code == 200
     assert_same_prediction(plain.json(), local_predictor.predict(["a triumph"])[0])
 

@@ -1,0 +1,42 @@
+"""Write the request-field tables into README.md from the endpoint declarations.
+
+    python -m handlers.api_docs          # rewrite the tables between the api markers
+    python -m handlers.api_docs --check  # exit 1 if README.md is out of date (run by the tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from handlers import lm_api, sentiment_api
+from handlers.schema import markdown_table
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+ENDPOINTS = {"sentiment": sentiment_api.FIELDS, "lm": lm_api.FIELDS}
+
+
+def render(text: str) -> str:
+    for name, fields in ENDPOINTS.items():
+        pattern = re.compile(rf"(<!-- api:{name} -->\n).*?(<!-- /api:{name} -->)", re.S)
+        if not pattern.search(text):
+            raise ValueError(f"README.md lacks the markers for {name}")
+        text = pattern.sub(lambda m, f=fields: m.group(1) + markdown_table(f) + "\n" + m.group(2), text)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args()
+    current = README.read_text()
+    wanted = render(current)
+    if args.check:
+        sys.exit(0 if wanted == current else "README.md API tables are stale: run python -m handlers.api_docs")
+    README.write_text(wanted)
+
+
+if __name__ == "__main__":
+    main()
