@@ -24,6 +24,10 @@ class Tokenizer:
         # Trained with pad_id=0 so padding rows can use a zero embedding index.
         return max(self._sp.pad_id(), 0)
 
+    @property
+    def unk_id(self) -> int:
+        return self._sp.unk_id()
+
     def encode(self, text: str) -> list[int]:
         return self._sp.encode(text.lower() if self.lowercase else text)
 

@@ -51,8 +51,9 @@ def tiny_model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model store with sentiment.mar and lm.mar built from tiny models."""
     base = tmp_path_factory.mktemp("tiny-models")
     store = base / "model_store"
-    for model in TRAINERS:
-        build_archive(model, train_tiny(model, base / model), store)
+    for model, module in TRAINERS.items():
+        if (ROOT / (module.replace(".", "/") + ".py")).exists():
+            build_archive(model, train_tiny(model, base / model), store)
     return store
 
 
@@ -76,6 +77,7 @@ class RunningServer:
 
 def launch(store: Path, run_dir: Path, **overrides) -> Iterator[RunningServer]:
     inference, management, metrics = free_ports(3)
+    overrides.setdefault("models", tuple(sorted(p.stem for p in store.glob("*.mar"))))
     config = ServerConfig(
         model_store=store,
         run_dir=run_dir,
