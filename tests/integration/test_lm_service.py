@@ -1,0 +1,135 @@
+"""The generation endpoint through a real TorchServe: sampling controls, batching, streaming."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _needs_lm(server):
+    if "lm" not in server.config.models:
+        pytest.skip("no lm archive in the tiny model store")
+
+
+def generate(server, **payload):
+    reply = server.post("lm", json=payload)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def stream_chunks(server, **payload) -> list[dict]:
+    reply = server.post("lm", json={**payload, "stream": True}, stream=True)
+    assert reply.status_code == 200, reply.text
+    lines = "".join(reply.iter_content(chunk_size=None, decode_unicode=True)).splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+SEEDED = {"prompt": "ROMEO:", "max_new_tokens": 40, "temperature": 1.0, "top_p": 0.9, "seed": 1234}
+
+
+def test_answer_shape_and_max_new_tokens(server):
+    answer = generate(server, prompt="KING:", max_new_tokens=7, temperature=0.8, seed=3)
+    assert set(answer) == {"text", "generated_tokens", "finish_reason"}
+    assert answer["generated_tokens"] == 7
+    assert answer["finish_reason"] == "length"
+    assert isinstance(answer["text"], str)
+
+
+def test_seeded_text_is_the_same_alone_and_inside_concurrent_batches(server):
+    alone = generate(server, **SEEDED)
+    others = [
+        {"prompt": p, "max_new_tokens": n, "temperature": t, "seed": s, "top_k": k}
+        for p, n, t, s, k in [
+            ("A", 5, 0.5, 1, 0),
+            ("To be, or not to be", 60, 1.5, 2, 10),
+            ("First Citizen:\nBefore we proceed", 25, 0.0, None, 0),
+            ("\n", 80, 1.0, None, 3),
+        ]
+    ]
+    payloads = [SEEDED] + others * 3 + [SEEDED] * 3
+    with ThreadPoolExecutor(max_workers=len(payloads)) as pool:
+        answers = list(pool.map(lambda p: generate(server, **p), payloads))
+    for payload, answer in zip(payloads, answers, strict=True):
+        if payload is SEEDED:
+            assert answer == alone
+
+
+def test_greedy_is_deterministic_without_a_seed(server):
+    first = generate(server, prompt="JULIET:", max_new_tokens=30, temperature=0)
+    second = generate(server, prompt="JULIET:", max_new_tokens=30, temperature=0)
+    assert first == second
+
+
+def test_stop_string_ends_generation_before_it(server):
+    free = generate(server, **{**SEEDED, "max_new_tokens": 80})
+    text = free["text"]
+    if len(text) < 4:
+        pytest.skip("the tiny model produced too little text to pick a stop string from")
+    stop = text[len(text) // 2 : len(text) // 2 + 2]
+    stopped = generate(server, **{**SEEDED, "max_new_tokens": 80, "stop": [stop]})
+    assert stopped["finish_reason"] == "stop"
+    assert stop not in stopped["text"]
+    assert text.startswith(stopped["text"])
+    assert stopped["text"] == text[: text.index(stop)]
+
+
+def test_streamed_chunks_concatenate_to_the_non_streamed_text(server):
+    whole = generate(server, **SEEDED)
+    chunks = stream_chunks(server, **SEEDED)
+    assert len(chunks) > 1
+    assert "".join(chunk["text"] for chunk in chunks) == whole["text"]
+    assert chunks[-1]["finish_reason"] == whole["finish_reason"]
+    assert chunks[-1]["generated_tokens"] == whole["generated_tokens"]
+
+
+BAD = [
+    ({}, "prompt"),
+    ({"prompt": ""}, "prompt"),
+    ({"prompt": 5}, "prompt"),
+    ({"prompt": "x", "max_new_tokens": 0}, "max_new_tokens"),
+    ({"prompt": "x", "max_new_tokens": 100_000}, "max_new_tokens"),
+    ({"prompt": "x", "max_new_tokens": 2.5}, "max_new_tokens"),
+    ({"prompt": "x", "temperature": -0.1}, "temperature"),
+    ({"prompt": "x", "temperature": 9}, "temperature"),
+    ({"prompt": "x", "temperature": "hot"}, "temperature"),
+    ({"prompt": "x", "top_p": 0}, "top_p"),
+    ({"prompt": "x", "top_p": 1.5}, "top_p"),
+    ({"prompt": "x", "top_k": -1}, "top_k"),
+    ({"prompt": "x", "seed": -5}, "seed"),
+    ({"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, "stop"),
+    ({"prompt": "x", "stop": [""]}, "stop[0]"),
+    ({"prompt": "x", "stream": "yes"}, "stream"),
+    ({"prompt": "x", "best_of": 2}, "best_of"),
+    ({"prompt": "x" * 5000}, "prompt"),
+    ({"prompt": "nul \x00 byte"}, "prompt"),
+]
+
+
+def test_bad_fields_get_400_naming_them_and_spare_their_batch(server):
+    good = {"prompt": "ROMEO:", "max_new_tokens": 10, "seed": 5}
+    expected = generate(server, **good)
+    jobs = [(payload, field) for payload, field in BAD] + [(good, None)] * 8
+
+    def send(job):
+        return job, server.post("lm", json=job[0])
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(send, jobs))
+    for (payload, field), reply in results:
+        if field is None:
+            assert reply.status_code == 200 and reply.json() == expected
+        else:
+            assert reply.status_code == 400, (payload, reply.text)
+            assert reply.json()["field"] == field, reply.json()
+
+
+def test_nan_and_infinity_are_refused(server):
+    for raw in (b'{"prompt": "x", "temperature": NaN}', b'{"prompt": "x", "top_p": Infinity}'):
+        reply = server.post("lm", data=raw, headers={"Content-Type": "application/json"})
+        assert reply.status_code == 400, reply.text
+        assert reply.json()["field"] in ("temperature", "top_p")
