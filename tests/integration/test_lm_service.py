@@ -48,7 +48,7 @@ def test_seeded_text_is_the_same_alone_and_inside_concurrent_batches(server):
             ("A", 5, 0.5, 1, 0),
             ("To be, or not to be", 60, 1.5, 2, 10),
             ("First Citizen:\nBefore we proceed", 25, 0.0, None, 0),
-            ("\n", 80, 1.0, None, 3),
+            ("\nThe", 80, 1.0, None, 3),
         ]
     ]
     payloads = [SEEDED] + others * 3 + [SEEDED] * 3
