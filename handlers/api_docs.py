@@ -1,7 +1,7 @@
 """Write the request-field tables into README.md from the endpoint declarations.
 
-    python -m handlers.api_docs          # rewrite the tables between the api markers
-    python -m handlers.api_docs --check  # exit 1 if README.md is out of date (run by the tests)
+python -m handlers.api_docs          # rewrite the tables between the api markers
+python -m handlers.api_docs --check  # exit 1 if README.md is out of date (run by the tests)
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ def render(text: str) -> str:
         pattern = re.compile(rf"(<!-- api:{name} -->\n).*?(<!-- /api:{name} -->)", re.S)
         if not pattern.search(text):
             raise ValueError(f"README.md lacks the markers for {name}")
-        text = pattern.sub(lambda m, f=fields: m.group(1) + markdown_table(f) + "\n" + m.group(2), text)
+        text = pattern.sub(
+            lambda m, f=fields: m.group(1) + markdown_table(f) + "\n" + m.group(2), text
+        )
     return text
 
 
@@ -34,7 +36,11 @@ def main() -> None:
     current = README.read_text()
     wanted = render(current)
     if args.check:
-        sys.exit(0 if wanted == current else "README.md API tables are stale: run python -m handlers.api_docs")
+        sys.exit(
+            0
+            if wanted == current
+            else "README.md API tables are stale: run python -m handlers.api_docs"
+        )
     README.write_text(wanted)
 
 

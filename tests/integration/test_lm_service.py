@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
+from serving.client import generate_stream
 
 pytestmark = pytest.mark.integration
 
@@ -23,10 +24,7 @@ def generate(server, **payload):
 
 
 def stream_chunks(server, **payload) -> list[dict]:
-    reply = server.post("lm", json={**payload, "stream": True}, stream=True)
-    assert reply.status_code == 200, reply.text
-    lines = "".join(reply.iter_content(chunk_size=None, decode_unicode=True)).splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    return list(generate_stream(server.connection, payload))
 
 
 SEEDED = {"prompt": "ROMEO:", "max_new_tokens": 40, "temperature": 1.0, "top_p": 0.9, "seed": 1234}
