@@ -15,8 +15,13 @@ METRICS_PORT ?= 8082
 MODEL_STORE ?= model_store
 PROFILE ?= default
 PYTEST_ARGS ?=
+USERS ?= 32
+SPAWN_RATE ?= 8
+DURATION ?= 60s
+SCENARIO ?= mixed
+WEIGHTS ?=
 
-.PHONY: help setup models serve stop status test lint format clean
+.PHONY: help setup models serve stop status loadtest test lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,6 +55,11 @@ stop: ## stop the server started from this checkout
 
 status: ## is a server from this checkout running?
 	@$(PY) -m serving.server status
+
+loadtest: $(VENV)/.installed ## load-test with Locust (USERS DURATION SPAWN_RATE SCENARIO); report in runs/loadtest/
+	$(PY) -m loadtest.run --users $(USERS) --spawn-rate $(SPAWN_RATE) --duration $(DURATION) \
+		--scenario $(SCENARIO) $(if $(WEIGHTS),--weights $(WEIGHTS)) --model-store $(MODEL_STORE) \
+		--auth $(AUTH) --inference-port $(PORT) --management-port $(MANAGEMENT_PORT) --metrics-port $(METRICS_PORT)
 
 lint: $(VENV)/.installed ## ruff lint and format check
 	$(VENV)/bin/ruff check .

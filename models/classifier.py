@@ -103,7 +103,7 @@ class SentimentPredictor:
         labels: tuple[str, ...] = LABELS,
         max_tokens: int = 512,
     ) -> None:
-        self.model = model.eval()
+        self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.config = config
         self.device = torch.device(device)

@@ -119,7 +119,7 @@ class Generator:
         self.model = model.eval().to(self.device)
         self.tokenizer = tokenizer
         self.config: LMConfig = model.config
-        self.step = DecodeStep(self.model).eval()
+        self.step = DecodeStep(self.model).to(self.device).eval()
         if quantize == "int8":
             from torch.ao.quantization import quantize_dynamic
 
@@ -147,7 +147,8 @@ class Generator:
         embedded = packed._replace(data=self.model.embedding(packed.data))
         outputs, state = self.model.run_rnn(embedded, None)
         padded, lengths = pad_packed_sequence(outputs, batch_first=True)
-        last = padded[torch.arange(len(prompts)), lengths.to(self.device) - 1]
+        rows = torch.arange(len(prompts), device=self.device)
+        last = padded[rows, lengths.to(self.device) - 1]
         return self.model.head(last), state
 
     @torch.inference_mode()

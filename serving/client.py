@@ -31,6 +31,9 @@ def generate_stream(
 ) -> Iterator[dict[str, Any]]:
     """Yield the streamed chunks: newline-delimited JSON objects, the last with finish_reason."""
     reply = _post(connection, "lm", {**payload, "stream": True}, timeout, stream=True)
+    # TorchServe sends streamed chunks without a Content-Type, so requests knows no charset and
+    # would yield bytes; NDJSON is UTF-8.
+    reply.encoding = reply.encoding or "utf-8"
     buffer = ""
     for piece in reply.iter_content(chunk_size=None, decode_unicode=True):
         buffer += piece

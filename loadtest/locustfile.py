@@ -1,0 +1,232 @@
+"""Locust users for rnn-serve: sentiment requests, generation, and streamed generation.
+
+    make loadtest USERS=32 DURATION=60s SCENARIO=mixed        # the usual way (loadtest/run.py)
+    .venv/bin/locust -f loadtest/locustfile.py --headless -u 8 -r 4 -t 30s \
+        --host http://127.0.0.1:8080 ClassifyUser StreamUser    # by hand, any classes
+
+Keys come from the run folder of the server under test (``LOADTEST_RUN_DIR``, default
+runs/server), exactly as the client reads them. Requests are drawn from real data so the
+server sees realistic lengths: SST-2 dev sentences and Tiny Shakespeare validation passages
+(never the training text), with a small built-in list if the data folder is missing.
+
+Environment (all optional):
+    LOADTEST_RUN_DIR          server run folder holding key_file.json / server.json
+    LOADTEST_WEIGHTS          relative user counts, default "classify=3,generate=1,stream=1"
+    LOADTEST_MAX_WAIT         think time of a user between requests, uniform 0..this (s), 1.0
+    LOADTEST_MAX_NEW_TOKENS   lengths generation requests pick from, default "16,64,128"
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import os
+import random
+import time
+from dataclasses import replace
+from typing import Any
+
+from locust import FastHttpUser, User, between, events, task
+from locust.env import Environment
+from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+
+from loadtest.report import FINAL_FAILURES, FINAL_STATS, FIRST_CHUNK
+from serving.client import generate_stream
+from serving.server import DEFAULT_RUN_DIR, Connection
+
+WEIGHTS = {"classify": 3, "generate": 1, "stream": 1}
+TIMEOUT_S = 130.0  # longer than TorchServe's 120 s response timeout: the server decides
+PROMPT_MAX_CHARS = 300
+
+FALLBACK_SENTENCES = (
+    "a gripping , funny movie",
+    "the plot is thin and the jokes fall flat",
+    "an ambitious , often beautiful film that never quite comes together",
+    "it 's a dull , lifeless affair",
+    "one of the most moving films of the year",
+)
+FALLBACK_PROMPTS = ("ROMEO:\n", "JULIET:\n", "First Citizen:\n", "KING HENRY VI:\n", "To be")
+
+
+def env_weights() -> dict[str, int]:
+    """``LOADTEST_WEIGHTS="classify=3,generate=1,stream=1"``; unnamed kinds keep defaults."""
+    weights = dict(WEIGHTS)
+    for item in filter(None, os.environ.get("LOADTEST_WEIGHTS", "").split(",")):
+        kind, _, value = item.partition("=")
+        if kind.strip() not in weights:
+            raise ValueError(f"LOADTEST_WEIGHTS: unknown kind {kind!r}, expected {list(WEIGHTS)}")
+        weights[kind.strip()] = int(value)
+    return weights
+
+
+def env_lengths() -> list[int]:
+    return [int(n) for n in os.environ.get("LOADTEST_MAX_NEW_TOKENS", "16,64,128").split(",")]
+
+
+@functools.cache
+def connection() -> Connection:
+    return Connection.from_run_dir(os.environ.get("LOADTEST_RUN_DIR", str(DEFAULT_RUN_DIR)))
+
+
+def quiet_datasets() -> None:
+    """No progress bars from `datasets` in the middle of Locust's output."""
+    import datasets
+
+    datasets.disable_progress_bars()
+
+
+@functools.cache
+def sentences() -> list[str]:
+    """SST-2 dev sentences: lengths a sentiment client really sends."""
+    try:
+        from training.data import load_sentiment
+
+        quiet_datasets()
+        found = [s for s in load_sentiment("sst2")["dev"]["sentence"] if s]
+    except Exception:  # no data folder and no network: still load the server
+        found = []
+    return found or list(FALLBACK_SENTENCES)
+
+
+@functools.cache
+def prompts() -> list[str]:
+    """One to three whole lines of Tiny Shakespeare's validation part, from a line start."""
+    try:
+        from training.data import load_text, split_text
+
+        quiet_datasets()
+        _, validation = split_text(load_text("tinyshakespeare"))
+    except Exception:
+        return list(FALLBACK_PROMPTS)
+    lines = validation.split("\n")
+    found = []
+    for start in range(1, len(lines) - 3, 3):
+        take = lines[start : start + 1 + start % 3]
+        prompt = "\n".join(take) + "\n"
+        if take[0].strip() and len(prompt) <= PROMPT_MAX_CHARS:
+            found.append(prompt)
+    return found or list(FALLBACK_PROMPTS)
+
+
+def generation_payload(rng: random.Random) -> dict[str, Any]:
+    """A mix of sampling settings, lengths and seeds, as different clients would send."""
+    return {
+        "prompt": rng.choice(prompts()),
+        "max_new_tokens": rng.choice(env_lengths()),
+        "temperature": rng.choice((0.0, 0.7, 0.8, 1.0, 1.2)),
+        "top_k": rng.choice((0, 0, 20, 50)),
+        "top_p": rng.choice((1.0, 1.0, 0.9, 0.95)),
+        "seed": rng.choice((None, rng.randrange(2**31))),
+        # Whitespace-only stop strings are refused by the API (handlers/schema.py strips them).
+        "stop": rng.choice(([], [], [".\n"], ["ROMEO:", "JULIET:"])),
+    }
+
+
+class ServiceUser(FastHttpUser):
+    """Shared set-up: bearer key of the server under test, think time, long timeouts."""
+
+    abstract = True
+    wait_time = between(0.0, float(os.environ.get("LOADTEST_MAX_WAIT", "1.0")))
+    network_timeout = TIMEOUT_S
+    connection_timeout = 10.0
+
+    def on_start(self) -> None:
+        self.headers = connection().inference_headers()
+        self.rng = random.Random()
+
+    def post_json(self, model: str, payload: dict[str, Any], expect: str) -> None:
+        """POST and count a 200 whose JSON lacks ``expect`` as a failure too."""
+        with self.client.post(
+            f"/predictions/{model}",
+            json=payload,
+            headers=self.headers,
+            name=f"/predictions/{model}",
+            catch_response=True,
+        ) as reply:
+            if reply.status_code == 200:
+                try:
+                    body = reply.json()
+                except ValueError:
+                    body = None
+                if not isinstance(body, dict) or expect not in body:
+                    reply.failure(f"200 without {expect!r}: {reply.text[:200]!r}")
+
+
+class ClassifyUser(ServiceUser):
+    """One SST-2 dev sentence per request."""
+
+    weight = env_weights()["classify"]
+
+    @task
+    def classify(self) -> None:
+        self.post_json("sentiment", {"text": self.rng.choice(sentences())}, expect="label")
+
+
+class GenerateUser(ServiceUser):
+    """Whole answers: mixed temperatures, top-k/top-p, lengths, seeds and stop strings."""
+
+    weight = env_weights()["generate"]
+
+    @task
+    def generate(self) -> None:
+        self.post_json("lm", {**generation_payload(self.rng), "stream": False}, "finish_reason")
+
+
+class StreamUser(User):
+    """Streamed generation, timed twice: to the first chunk, and to the end of the stream."""
+
+    weight = env_weights()["stream"]
+    wait_time = ServiceUser.wait_time
+
+    def on_start(self) -> None:
+        # The project's own client does the NDJSON splitting; only its address is ours.
+        self.connection = replace(connection(), inference_url=self.host.rstrip("/"))
+        self.rng = random.Random()
+
+    def fire(self, name: str, started: float, start_time: float, error: Exception | None):
+        self.environment.events.request.fire(
+            request_type="STREAM",
+            name=name,
+            response_time=(time.perf_counter() - started) * 1000.0,
+            response_length=0,
+            exception=error,
+            context={},
+            start_time=start_time,
+        )
+
+    @task
+    def stream(self) -> None:
+        start_time, started = time.time(), time.perf_counter()
+        first_seen, last, error = False, None, None
+        try:
+            for chunk in generate_stream(self.connection, generation_payload(self.rng), TIMEOUT_S):
+                if not first_seen:
+                    first_seen = True
+                    self.fire(FIRST_CHUNK, started, start_time, None)
+                last = chunk
+            if not isinstance(last, dict) or "finish_reason" not in last:
+                error = RuntimeError(f"stream ended without finish_reason: {last!r}")
+        except SystemExit as exc:  # the client's way of saying "not HTTP 200"
+            error = RuntimeError(str(exc))
+        except Exception as exc:
+            error = exc
+        if not first_seen:
+            self.fire(FIRST_CHUNK, started, start_time, error or RuntimeError("no chunk"))
+        self.fire("lm whole stream", started, start_time, error)
+
+
+@events.quitting.add_listener
+def write_final_csv(environment: Environment, **_: Any) -> None:
+    """Complete statistics next to Locust's own CSVs (same columns), for the report.
+
+    Locust rewrites its --csv files once a second but not at the end, so they can miss the last
+    second's requests and failures; this runs once every user has stopped.
+    """
+    prefix = getattr(environment.parsed_options, "csv_prefix", None)
+    if not prefix:
+        return
+    writer = StatsCSV(environment, PERCENTILES_TO_REPORT)
+    with open(prefix + FINAL_STATS, "w", newline="") as handle:
+        writer.requests_csv(csv.writer(handle))
+    with open(prefix + FINAL_FAILURES, "w", newline="") as handle:
+        writer.failures_csv(csv.writer(handle))

@@ -1,0 +1,221 @@
+"""One load run, one folder: server up if needed, Locust headless, metrics scraped, report written.
+
+    make loadtest USERS=32 DURATION=60s SCENARIO=mixed
+    python -m loadtest.run --users 32 --spawn-rate 8 --duration 60s --scenario stream
+
+Uses the server started from --run-dir (`make serve`) when one is running; otherwise starts one
+with the models the scenario needs and stops it afterwards, also after a failure or Ctrl-C.
+A server it did not start is never stopped. Everything lands in runs/loadtest/<timestamp>/.
+The exit status is Locust's: 0 only when no request failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import requests
+
+from loadtest import report
+from loadtest.metrics import scrape, settled_counters
+from serving.server import (
+    DEFAULT_RUN_DIR,
+    ROOT,
+    Connection,
+    ServerConfig,
+    ServerError,
+    server_pid,
+    start,
+    stop,
+)
+
+LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
+SCENARIOS = {
+    "classify": ("ClassifyUser",),
+    "generate": ("GenerateUser",),
+    "stream": ("StreamUser",),
+    "mixed": ("ClassifyUser", "GenerateUser", "StreamUser"),
+}
+MODEL_OF = {"ClassifyUser": "sentiment", "GenerateUser": "lm", "StreamUser": "lm"}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--users", type=int, default=32, help="concurrent Locust users")
+    parser.add_argument("--spawn-rate", type=float, default=8.0, help="users started per second")
+    parser.add_argument("--duration", default="60s", help="Locust run time, e.g. 60s, 5m")
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="mixed")
+    parser.add_argument(
+        "--weights", default="", help='user mix for "mixed", e.g. "classify=3,generate=1,stream=1"'
+    )
+    parser.add_argument(
+        "--stop-timeout",
+        type=int,
+        default=130,
+        help="seconds users may take to finish their request at the end (the counters need it)",
+    )
+    parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="server run folder")
+    parser.add_argument("--out", type=Path, default=None, help="run folder for the results")
+    started = parser.add_argument_group("when no server is running, start one with")
+    started.add_argument("--model-store", type=Path, default=ServerConfig.model_store)
+    started.add_argument("--inference-port", type=int, default=ServerConfig.inference_port)
+    started.add_argument("--management-port", type=int, default=ServerConfig.management_port)
+    started.add_argument("--metrics-port", type=int, default=ServerConfig.metrics_port)
+    started.add_argument("--auth", choices=("on", "off"), default="on")
+    started.add_argument(
+        "--server-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra config.properties line, e.g. job_queue_size=50 (repeatable)",
+    )
+    return parser.parse_args(argv)
+
+
+def ensure_server(args: argparse.Namespace, models: tuple[str, ...]) -> tuple[Connection, bool]:
+    """The server from ``args.run_dir`` (started here if none runs) and whether we started it."""
+    if server_pid(args.run_dir) is not None:
+        connection = Connection.from_run_dir(args.run_dir)
+        for model in models:
+            try:
+                connection.model_status(model)
+            except requests.RequestException as exc:
+                raise ServerError(f"the server from {args.run_dir} lacks {model}: {exc}") from exc
+        return connection, False
+    print(f"no server running from {args.run_dir}: starting one with {', '.join(models)}")
+    config = ServerConfig(
+        model_store=args.model_store,
+        run_dir=args.run_dir,
+        inference_port=args.inference_port,
+        management_port=args.management_port,
+        metrics_port=args.metrics_port,
+        auth=args.auth == "on",
+        models=models,
+        overrides=dict(option.split("=", 1) for option in args.server_option),
+    )
+    return start(config), True
+
+
+def locust_command(args: argparse.Namespace, out: Path, host: str) -> list[str]:
+    prefix = out / report.CSV_PREFIX
+    return [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--only-summary",
+        "--users",
+        str(args.users),
+        "--spawn-rate",
+        str(args.spawn_rate),
+        "--run-time",
+        args.duration,
+        "--stop-timeout",
+        str(args.stop_timeout),
+        "--host",
+        host,
+        "--csv",
+        str(prefix),
+        "--csv-full-history",
+        "--html",
+        str(out / report.HTML),
+        *SCENARIOS[args.scenario],
+    ]
+
+
+def run_locust(command: list[str], env: dict[str, str], grace: float) -> tuple[int, bool]:
+    """Run Locust; when interrupted, let it write its files first, then report what we have.
+
+    Ctrl-C reaches Locust by itself (same process group); a SIGTERM sent to this process only
+    is passed on, so neither leaves an orphaned Locust or skips stopping our server.
+    """
+    process = subprocess.Popen(command, env=env)
+
+    def on_term(signum: int, frame: object) -> None:
+        process.send_signal(signal.SIGTERM)  # Locust's handler writes its files and exits
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        return process.wait(), False
+    except KeyboardInterrupt:
+        print("\ninterrupted: waiting for Locust to write its files (Ctrl-C again to abandon)")
+        try:
+            return process.wait(timeout=grace), True
+        except (KeyboardInterrupt, subprocess.TimeoutExpired):
+            process.kill()
+            return process.wait(), True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.run_dir = args.run_dir.resolve()
+    classes = SCENARIOS[args.scenario]
+    models = tuple(sorted({MODEL_OF[name] for name in classes}))
+    started_at = datetime.now()
+    out = args.out or ROOT / "runs" / "loadtest" / started_at.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    started_server = False
+    try:
+        try:
+            connection, started_server = ensure_server(args, models)
+        except ServerError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        (out / report.METRICS_BEFORE).write_text(scrape(connection.metrics_url))
+        env = {**os.environ, "LOADTEST_RUN_DIR": str(args.run_dir)}
+        if args.weights:
+            env["LOADTEST_WEIGHTS"] = args.weights
+        load_before = list(os.getloadavg())
+        launched = time.time()
+        command = locust_command(args, out, connection.inference_url)
+        code, interrupted = run_locust(command, env, grace=args.stop_timeout + 15)
+        ended = time.time()
+        try:
+            after_text, _ = settled_counters(connection.metrics_url)
+            (out / report.METRICS_AFTER).write_text(after_text)
+        except requests.RequestException as exc:  # e.g. Ctrl-C reached our server as well
+            print(f"no metrics after the run ({exc}): the report has the client side only")
+        first = report.first_history_timestamp(out / f"{report.CSV_PREFIX}_stats_history.csv")
+        report.RunInfo(
+            scenario=args.scenario,
+            user_classes=list(classes),
+            users=args.users,
+            spawn_rate=args.spawn_rate,
+            duration=args.duration,
+            host=connection.inference_url,
+            server_started=started_server,
+            started_at=started_at.isoformat(timespec="seconds"),
+            load_seconds=ended - (first if first is not None else launched),
+            weights=env.get("LOADTEST_WEIGHTS", ""),
+            locust_exit_code=code,
+            cpu_count=os.cpu_count() or 0,
+            load_average_before=load_before,
+            load_average_after=list(os.getloadavg()),
+            locust_env={k: v for k, v in env.items() if k.startswith("LOADTEST_")},
+        ).save(out)
+        if report.stats_file(out).exists():
+            print(f"report: {report.write_report(out)}")
+        else:
+            print(f"Locust wrote no statistics (exit code {code}); see its output above")
+        return 130 if interrupted else code
+    finally:
+        if started_server:
+            print("stopping the server this run started")
+            stop(args.run_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
