@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from models.generation import GenerationRequest
-
 from handlers.schema import Field, check_text, validate
+from models.generation import GenerationRequest
 
 MAX_PROMPT_CHARS = 4000
 MAX_NEW_TOKENS = 1000
@@ -24,6 +23,7 @@ FIELDS = (
     Field(
         "prompt",
         str,
+        blank_ok=True,
         doc="Text to continue.",
         min_length=1,
         max_length=MAX_PROMPT_CHARS,
@@ -66,6 +66,7 @@ FIELDS = (
         "Strings that end generation (not included in the text).",
         max_length=MAX_STOP_STRINGS,
         item_max_length=MAX_STOP_CHARS,
+        blank_ok=True,
         single_as_list=True,
     ),
     Field("stream", bool, False, "Send the text in chunks as it is produced."),
@@ -81,7 +82,7 @@ class LMRequest:
 def parse_generation(body: Any) -> LMRequest:
     """A JSON object as declared in FIELDS, or a plain-text body holding the prompt."""
     if isinstance(body, str):
-        body = {"prompt": check_text("prompt", body, 1, MAX_PROMPT_CHARS)}
+        body = {"prompt": check_text("prompt", body, 1, MAX_PROMPT_CHARS, blank_ok=True)}
     values = validate(body, FIELDS)
     stream = values.pop("stream")
     return LMRequest(GenerationRequest(**values), stream=stream)

@@ -50,6 +50,7 @@ class Field:
     item_max_length: int | None = None  # characters of each list item
     min_length: int = 0
     nullable: bool = False
+    blank_ok: bool = False  # whitespace-only text is a valid value
     single_as_list: bool = False  # accept "x" for ["x"] (stop strings, as OpenAI's API does)
     example: Any = None
 
@@ -66,7 +67,11 @@ class Field:
             parts.append(f"<= {self.maximum:g}")
         if self.min_length or self.max_length is not None:
             unit = "items" if self.kind is list else "characters"
-            low = "non-blank, " if self.min_length and self.kind is str else ""
+            low = (
+                "non-blank, " if self.min_length and self.kind is str and not self.blank_ok else ""
+            )
+            if self.min_length and self.kind is str and self.blank_ok:
+                low = "non-empty, "
             if self.kind is list and self.min_length:
                 low = f"at least {self.min_length} item, "
             high = f"at most {self.max_length} {unit}" if self.max_length is not None else ""
@@ -96,9 +101,14 @@ def decode_body(raw: Any) -> Any:
     return raw
 
 
-def check_text(name: str, value: str, min_length: int, max_length: int | None) -> str:
-    """Validate one text value: length bounds and no stray control characters."""
-    if len(value.strip()) < min_length:
+def check_text(
+    name: str, value: str, min_length: int, max_length: int | None, blank_ok: bool = False
+) -> str:
+    """Validate one text value: length bounds and no stray control characters.
+
+    Whitespace counts towards ``min_length`` only where ``blank_ok`` (a stop string "\n\n" or
+    a prompt "\n" mean something; a blank sentence to classify does not)."""
+    if len(value if blank_ok else value.strip()) < min_length:
         raise RequestError(name, "must not be empty" if min_length == 1 else "is too short")
     if max_length is not None and len(value) > max_length:
         raise RequestError(name, f"is {len(value)} characters long; the limit is {max_length}")
@@ -132,7 +142,7 @@ def _check_list(spec: Field, value: Any) -> list[str]:
     for index, item in enumerate(value):
         if not isinstance(item, str):
             raise RequestError(f"{spec.name}[{index}]", "must be a string")
-        check_text(f"{spec.name}[{index}]", item, 1, spec.item_max_length)
+        check_text(f"{spec.name}[{index}]", item, 1, spec.item_max_length, spec.blank_ok)
     return value
 
 
@@ -142,7 +152,7 @@ def check_field(spec: Field, value: Any) -> Any:
     if spec.kind is str:
         if not isinstance(value, str):
             raise RequestError(spec.name, f"must be a string, got {type(value).__name__}")
-        return check_text(spec.name, value, spec.min_length, spec.max_length)
+        return check_text(spec.name, value, spec.min_length, spec.max_length, spec.blank_ok)
     if spec.kind in (int, float):
         return _check_number(spec, value)
     if spec.kind is bool:

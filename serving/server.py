@@ -34,6 +34,7 @@ DEFAULT_MODELS = ("sentiment", "lm")
 STATE_FILE = "server.json"
 KEY_FILE = "key_file.json"
 PID_FILE = ".model_server.pid"  # TorchServe writes it into $TMPDIR
+STARTUP_LOG = "startup.log"
 
 
 class ServerError(RuntimeError):
@@ -50,6 +51,9 @@ class ServerConfig:
     inference_port: int = 8080
     management_port: int = 8081
     metrics_port: int = 8082
+    grpc_inference_port: int = 7070
+    grpc_management_port: int = 7071
+    initial_worker_port: int = 9000
     auth: bool = True
     models: tuple[str, ...] = DEFAULT_MODELS
     job_queue_size: int = 100
@@ -63,6 +67,9 @@ class ServerConfig:
             inference_port=self.inference_port,
             management_port=self.management_port,
             metrics_port=self.metrics_port,
+            grpc_inference_port=self.grpc_inference_port,
+            grpc_management_port=self.grpc_management_port,
+            initial_worker_port=self.initial_worker_port,
             model_store=Path(self.model_store).resolve(),
             load_models=",".join(f"{m}={m}.mar" for m in self.models),
             disable_token_authorization=str(not self.auth).lower(),
@@ -178,14 +185,16 @@ def start(config: ServerConfig, timeout: float = 300.0) -> Connection:
     ]
     if not config.auth:
         command.append("--disable-token-auth")
-    subprocess.run(
-        command,
-        cwd=run_dir,
-        env=_environment(run_dir),
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "logs" / STARTUP_LOG, "wb") as startup:  # bind errors land here
+        subprocess.run(
+            command,
+            cwd=run_dir,
+            env=_environment(run_dir),
+            check=True,
+            stdout=startup,
+            stderr=subprocess.STDOUT,
+        )
     state = {k: v for k, v in asdict(config).items() if k not in ("model_store", "run_dir")}
     (run_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
     try:
@@ -223,7 +232,8 @@ def _worker_states(connection: Connection, model: str) -> list[str]:
 
 
 def log_hint(run_dir: Path) -> str:
-    return str(Path(run_dir) / "logs" / "model_log.log")
+    logs = Path(run_dir) / "logs"
+    return f"{logs / STARTUP_LOG} and {logs / 'model_log.log'}"
 
 
 def stop(run_dir: str | Path = DEFAULT_RUN_DIR, timeout: float = 60.0) -> bool:

@@ -76,7 +76,7 @@ class RunningServer:
 
 
 def launch(store: Path, run_dir: Path, **overrides) -> Iterator[RunningServer]:
-    inference, management, metrics = free_ports(3)
+    inference, management, metrics, grpc, grpc_management, workers = free_ports(6)
     overrides.setdefault("models", tuple(sorted(p.stem for p in store.glob("*.mar"))))
     config = ServerConfig(
         model_store=store,
@@ -84,6 +84,9 @@ def launch(store: Path, run_dir: Path, **overrides) -> Iterator[RunningServer]:
         inference_port=inference,
         management_port=management,
         metrics_port=metrics,
+        grpc_inference_port=grpc,
+        grpc_management_port=grpc_management,
+        initial_worker_port=workers,
         **overrides,
     )
     connection = start(config, timeout=240)
