@@ -1,0 +1,54 @@
+"""What the archives hold: scoring from a .mar alone gives the artifact's numbers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from training.evaluate_lm import load_lm, score_archive, score_text
+
+ROOT = Path(__file__).resolve().parents[2]
+TEXT = "ROMEO:\nBut soft, what light through yonder window breaks?\n"
+
+
+def test_archives_hold_artifact_code_and_serving_config(tiny_model_store: Path):
+    for name in ("sentiment", "lm"):
+        with zipfile.ZipFile(tiny_model_store / f"{name}.mar") as archive:
+            names = set(archive.namelist())
+        assert {"config.json", "weights.pt", "tokenizer.model", f"{name}-config.yaml"} <= names
+        assert {"models/__init__.py", "handlers/base.py", "MAR-INF/MANIFEST.json"} <= names
+
+
+def test_evaluate_lm_from_the_archive_alone(tiny_model_store: Path, tmp_path: Path):
+    with zipfile.ZipFile(tiny_model_store / "lm.mar") as archive:
+        archive.extractall(tmp_path / "unpacked")
+    expected = score_text(*load_lm(tmp_path / "unpacked"), TEXT)
+    assert score_archive(tiny_model_store / "lm.mar", TEXT) == pytest.approx(expected)
+    assert expected["chars"] == len(TEXT)
+
+    text_file = tmp_path / "sample.txt"
+    text_file.write_text(TEXT)
+    printed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training.evaluate_lm",
+            "--archive",
+            str(tiny_model_store / "lm.mar"),
+            "--text",
+            str(text_file),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result = json.loads(printed)
+    assert set(result) >= {"nats_per_char", "tokens", "chars"}
+    assert result["nats_per_char"] == pytest.approx(expected["nats_per_char"])
+    assert result["tokens"] == expected["tokens"]
