@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -60,6 +61,20 @@ class ServerConfig:
     token_expiration_min: int = 5_256_000
     netty_threads: int = 2
     overrides: dict[str, str] = field(default_factory=dict)  # extra config.properties lines
+
+    @classmethod
+    def on_free_ports(cls, **settings: Any) -> ServerConfig:
+        """A config whose six ports are free right now (tests and benchmarks run side by side
+        with a user's server)."""
+        names = (
+            "inference_port",
+            "management_port",
+            "metrics_port",
+            "grpc_inference_port",
+            "grpc_management_port",
+            "initial_worker_port",
+        )
+        return cls(**dict(zip(names, free_ports(len(names)), strict=True)), **settings)
 
     def render(self) -> str:
         text = CONFIG_TEMPLATE.read_text().format(
@@ -121,6 +136,18 @@ class Connection:
             inference_key=keys.get("inference"),
             management_key=keys.get("management"),
         )
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel considers free right now (held open together so they differ)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _bearer(key: str | None) -> dict[str, str]:

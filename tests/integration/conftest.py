@@ -7,7 +7,6 @@ exercise the whole path a user's request takes; only the model sizes differ.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,18 +21,6 @@ from training.archive import build_archive
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINERS = {"sentiment": "training.train_sentiment", "lm": "training.train_lm"}
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel considers free right now (held open together so they differ)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def train_tiny(model: str, out: Path) -> Path:
@@ -76,19 +63,8 @@ class RunningServer:
 
 
 def launch(store: Path, run_dir: Path, **overrides) -> Iterator[RunningServer]:
-    inference, management, metrics, grpc, grpc_management, workers = free_ports(6)
     overrides.setdefault("models", tuple(sorted(p.stem for p in store.glob("*.mar"))))
-    config = ServerConfig(
-        model_store=store,
-        run_dir=run_dir,
-        inference_port=inference,
-        management_port=management,
-        metrics_port=metrics,
-        grpc_inference_port=grpc,
-        grpc_management_port=grpc_management,
-        initial_worker_port=workers,
-        **overrides,
-    )
+    config = ServerConfig.on_free_ports(model_store=store, run_dir=run_dir, **overrides)
     connection = start(config, timeout=240)
     try:
         yield RunningServer(connection, run_dir, config)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from loadtest import report
-from serving.server import server_pid
-from tests.integration.conftest import ROOT, free_ports
+from serving.server import free_ports, server_pid
+from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -67,12 +67,7 @@ def test_load_run_against_the_running_server_leaves_it_running(server, tmp_path)
 
 def test_load_run_starts_a_server_when_none_runs_and_stops_it(tiny_model_store, tmp_path):
     run_dir, out = tmp_path / "server", tmp_path / "run"
-    ports = free_ports(5)
-    http, grpc = ports[:3], ports[3:]
-    # TorchServe's gRPC ports and worker socket names are fixed unless configured: give this
-    # server its own, so it can start beside the session's shared server.
-    separate = [f"grpc_inference_port={grpc[0]}", f"grpc_management_port={grpc[1]}"]
-    separate.append(f"initial_worker_port={http[0]}")  # only names its unix sockets
+    http = free_ports(3)
     result = load_run(
         out,
         run_dir,
@@ -81,7 +76,6 @@ def test_load_run_starts_a_server_when_none_runs_and_stops_it(tiny_model_store, 
         *("--model-store", str(tiny_model_store)),
         *("--inference-port", str(http[0]), "--management-port", str(http[1])),
         *("--metrics-port", str(http[2])),
-        *(arg for option in separate for arg in ("--server-option", option)),
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "server started by this run" in check_run_folder(out, "classify")

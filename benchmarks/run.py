@@ -1,0 +1,323 @@
+"""The project's benchmark: every speed figure of the README, measured side by side in ONE run.
+
+    make bench                     # ~12 minutes on 2 cores; writes runs/bench/<time>/bench.md
+    python -m benchmarks.run --duration 20 --skip-served
+
+Classification: the bare predictor in the served layout (the ceiling) against TorchServe under
+Locust, batched serving against batchSize 1, fp32 against dynamic int8 (speed and dev accuracy),
+and p99 latency at about half of the saturated rate. Generation: our batched engine against the
+textbook one-request `generate()` loop, fp32 against int8 (speed and validation nats/char), and
+served tokens/s at 64 streams and served latency per token for one stream.
+The machine is noisy (shared 2 cores): only ratios taken within one run mean much.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+import torch
+import yaml
+
+from benchmarks.ceiling import classify_ceiling
+from benchmarks.generation import engine_tokens_per_second, textbook_tokens_per_second
+from loadtest import metrics, report
+from loadtest import run as loadtest
+from models.classifier import SentimentPredictor
+from models.generation import Generator
+from serving.server import ServerConfig, start, stop
+from training.archive import build_archive, model_config_path
+from training.data import load_sentiment, load_text, split_text
+from training.evaluate_lm import load_lm, score_text
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Table:
+    """Rows of (measure, value, note) printed and written as markdown."""
+
+    title: str
+    rows: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def add(self, measure: str, value: str, note: str = "") -> None:
+        self.rows.append((measure, value, note))
+        print(f"  {measure:<58} {value:>14}  {note}", flush=True)
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", "", "| measure | value | note |", "|---|---|---|"]
+        lines += [f"| {m} | {v} | {n} |" for m, v, n in self.rows]
+        return "\n".join(lines) + "\n"
+
+
+def unpack(archive: Path, into: Path) -> Path:
+    with zipfile.ZipFile(archive) as packed:
+        packed.extractall(into)
+    return into
+
+
+def served_settings(name: str) -> dict[str, Any]:
+    return yaml.safe_load(model_config_path(name).read_text())
+
+
+@contextmanager
+def server(store: Path, models: tuple[str, ...], run_dir: Path):
+    config = ServerConfig.on_free_ports(model_store=store, run_dir=run_dir, models=models)
+    connection = start(config, timeout=300)
+    try:
+        yield connection
+    finally:
+        stop(run_dir)
+
+
+def locust(run_dir: Path, out: Path, scenario: str, users: int, seconds: int, env: dict) -> dict:
+    """One headless Locust run against the server of ``run_dir``; client and server figures."""
+    previous = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        code = loadtest.main(
+            [
+                "--scenario",
+                scenario,
+                "--users",
+                str(users),
+                "--spawn-rate",
+                str(max(users, 8)),
+                "--duration",
+                f"{seconds}s",
+                "--run-dir",
+                str(run_dir),
+                "--out",
+                str(out),
+                "--stop-timeout",
+                "30",
+            ]
+        )
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    stats = {s.name: s for s in report.read_endpoint_stats(report.stats_file(out))}
+    info = report.RunInfo.load(out)
+    before = metrics.parse_counters((out / report.METRICS_BEFORE).read_text())
+    after = metrics.parse_counters((out / report.METRICS_AFTER).read_text())
+    loads = {m.model: m for m in metrics.summarize(before, after, info.load_seconds)}
+    return {"code": code, "stats": stats, "loads": loads, "seconds": info.load_seconds}
+
+
+def classification(args, out: Path, tables: list[Table]) -> None:
+    table = Table("Classification (sentiment)")
+    tables.append(table)
+    settings = served_settings("sentiment")
+    batch, workers = settings["batchSize"], settings["minWorkers"]
+    threads = settings["handler"]["torch_threads"]
+    artifact = unpack(args.model_store / "sentiment.mar", out / "sentiment-artifact")
+    dev = load_sentiment("sst2")["dev"]
+    texts, labels = list(dev["sentence"]), list(dev["label"])
+
+    for quantize in (None, "int8"):
+        torch.set_num_threads(2)
+        predictor = SentimentPredictor.from_artifact(artifact, quantize=quantize)
+        predicted = [p["label"] for p in predictor.predict(texts)]
+        correct = sum(p == predictor.labels[y] for p, y in zip(predicted, labels, strict=True))
+        table.add(
+            f"dev accuracy, {quantize or 'fp32'}",
+            f"{correct / len(texts):.4f}",
+            "872 SST-2 dev sentences",
+        )
+    ceilings = {}
+    for quantize in (None, "int8"):
+        ceilings[quantize] = classify_ceiling(
+            str(artifact), texts, batch, workers, threads, args.duration / 2, quantize
+        )
+        table.add(
+            f"ceiling: bare predictor, {workers} proc x {threads} thread, batch {batch}, "
+            f"{quantize or 'fp32'}",
+            f"{ceilings[quantize]:.0f} /s",
+            "sentences per second",
+        )
+    if args.skip_served:
+        return
+    served: dict[str, float] = {}
+    for variant, batch_size in (("served", batch), ("batch1", 1)):
+        store = out / f"store-{variant}"
+        config = {**settings, "batchSize": batch_size}
+        config_file = out / f"sentiment-{variant}.yaml"
+        config_file.write_text(yaml.safe_dump(config))
+        build_archive("sentiment", artifact, store, config_file)
+        run_dir = out / f"server-{variant}"
+        with server(store, ("sentiment",), run_dir):
+            result = locust(
+                run_dir,
+                out / f"locust-{variant}",
+                "classify",
+                args.users,
+                args.duration,
+                {"LOADTEST_MAX_WAIT": "0"},
+            )
+        rate = result["stats"]["/predictions/sentiment"].requests_per_s
+        served[variant] = rate
+        load = result["loads"]["sentiment"]
+        table.add(
+            f"served under Locust ({args.users} users, no wait), batchSize {batch_size}",
+            f"{rate:.0f} /s",
+            f"p99 {result['stats']['/predictions/sentiment'].p99_ms:.0f} ms, "
+            f"mean batch {load.mean_batch_size or 0:.1f}, failures "
+            f"{result['stats']['/predictions/sentiment'].failures}",
+        )
+        if variant == "served":
+            half_users, wait = half_saturation(rate)
+            with server(store, ("sentiment",), out / "server-half"):
+                result = locust(
+                    out / "server-half",
+                    out / "locust-half",
+                    "classify",
+                    half_users,
+                    args.duration,
+                    {"LOADTEST_MAX_WAIT": str(wait)},
+                )
+            half = result["stats"]["/predictions/sentiment"]
+            table.add(
+                f"p99 at ~half saturation ({half.requests_per_s:.0f} /s, {half_users} users)",
+                f"{half.p99_ms:.0f} ms",
+                f"p50 {half.p50_ms:.0f} ms; goal <= 50 ms",
+            )
+    chosen = ceilings[settings["handler"].get("quantize")]
+    table.add("served / ceiling", f"{served['served'] / chosen:.2f}", "goal >= 0.8 (0.9 in #8)")
+    table.add("batched / batchSize 1", f"{served['served'] / served['batch1']:.2f}", "goal >= 3")
+
+
+def half_saturation(saturated: float) -> tuple[int, float]:
+    """Users and think time for about half the saturated rate: each user sends one request
+    per (mean think time + latency), so rate ~ users / (wait / 2 + 0.02 s)."""
+    wait = 0.2
+    users = max(1, round(0.5 * saturated * (wait / 2 + 0.02)))
+    return users, wait
+
+
+def generation(args, out: Path, tables: list[Table]) -> None:
+    table = Table("Generation (language model)")
+    tables.append(table)
+    artifact = unpack(args.model_store / "lm.mar", out / "lm-artifact")
+    validation = split_text(load_text("tinyshakespeare"))[1]
+    torch.set_num_threads(2)
+    for quantize in (None, "int8"):
+        scored = score_text(*load_lm(artifact, quantize), validation)
+        table.add(
+            f"validation nats/char, {quantize or 'fp32'}",
+            f"{scored['nats_per_char']:.4f}",
+            f"{scored['tokens']} tokens, {scored['chars']} chars",
+        )
+    model, tokenizer = load_lm(artifact)
+    prompt = tokenizer.encode("ROMEO:")
+    textbook = textbook_tokens_per_second(model, prompt, args.tokens)
+    table.add(
+        "textbook loop (nn.LSTM step + multinomial), 1 request",
+        f"{textbook:.0f} tok/s",
+        "2 threads",
+    )
+    engines: dict[tuple[str, int], float] = {}
+    for quantize in (None, "int8"):
+        generator = Generator.from_artifact(artifact, quantize=quantize)
+        for streams in (1, 16, 64):
+            rate = engine_tokens_per_second(generator, streams, args.tokens)
+            engines[(quantize or "fp32", streams)] = rate
+            table.add(
+                f"engine, {quantize or 'fp32'}, {streams} streams",
+                f"{rate:.0f} tok/s",
+                f"{rate / textbook:.1f}x textbook",
+            )
+    if args.skip_served:
+        return
+    settings = served_settings("lm")
+    run_dir = out / "server-lm"
+    with server(args.model_store, ("lm",), run_dir):
+        result = locust(
+            run_dir,
+            out / "locust-lm64",
+            "generate",
+            64,
+            args.duration,
+            {"LOADTEST_MAX_WAIT": "0", "LOADTEST_MAX_NEW_TOKENS": str(args.tokens)},
+        )
+        served = result["loads"]["lm"].tokens_per_s or 0.0
+        best_raw = engines[(settings["handler"].get("quantize") or "fp32", 64)]
+        table.add(
+            "served, 64 streams (Locust, no wait)",
+            f"{served:.0f} tok/s",
+            f"mean batch {result['loads']['lm'].mean_batch_size or 0:.1f}",
+        )
+        table.add("served / raw engine at 64 streams", f"{served / best_raw:.2f}", "goal >= 0.8")
+        table.add(
+            "served at 64 streams / textbook loop", f"{served / textbook:.1f}x", "goal >= 40x"
+        )
+        per_token = single_stream_latency(run_dir, args.tokens)
+        table.add(
+            "served single-stream latency per token",
+            f"{per_token:.2f} ms",
+            "one client, sequential requests; goal <= 1 ms",
+        )
+
+
+def single_stream_latency(run_dir: Path, tokens: int, requests_count: int = 5) -> float:
+    from serving.server import Connection
+
+    connection = Connection.from_run_dir(run_dir)
+    url = f"{connection.inference_url}/predictions/lm"
+    payload = {"prompt": "ROMEO:", "max_new_tokens": tokens, "temperature": 0.8, "stop": []}
+    total_ms, total_tokens = 0.0, 0
+    for seed in range(requests_count):
+        started = time.perf_counter()
+        reply = requests.post(
+            url, json={**payload, "seed": seed}, headers=connection.inference_headers(), timeout=120
+        )
+        total_ms += (time.perf_counter() - started) * 1000
+        total_tokens += reply.json()["generated_tokens"]
+    return total_ms / total_tokens
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--model-store", type=Path, default=ROOT / "model_store")
+    parser.add_argument("--duration", type=int, default=30, help="seconds per Locust run")
+    parser.add_argument("--users", type=int, default=48, help="Locust users for saturation")
+    parser.add_argument("--tokens", type=int, default=128, help="tokens per generation request")
+    parser.add_argument("--skip-served", action="store_true", help="in-process figures only")
+    parser.add_argument("--only", choices=("classification", "generation"), default=None)
+    args = parser.parse_args(argv)
+    out = ROOT / "runs" / "bench" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    tables: list[Table] = []
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory():
+        if args.only in (None, "classification"):
+            print("classification", flush=True)
+            classification(args, out, tables)
+        if args.only in (None, "generation"):
+            print("generation", flush=True)
+            generation(args, out, tables)
+    header = (
+        f"# Benchmark {out.name}\n\nOne run, {os.cpu_count()} CPU cores, "
+        f"torch {torch.__version__}, {(time.monotonic() - started) / 60:.1f} min.\n\n"
+    )
+    (out / "bench.md").write_text(header + "\n".join(t.markdown() for t in tables))
+    (out / "bench.json").write_text(json.dumps([t.__dict__ for t in tables], indent=2))
+    print(f"wrote {out / 'bench.md'}")
+
+
+if __name__ == "__main__":
+    main()
