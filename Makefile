@@ -21,7 +21,7 @@ DURATION ?= 60s
 SCENARIO ?= mixed
 WEIGHTS ?=
 
-.PHONY: help setup models serve stop status loadtest test lint format clean
+.PHONY: help setup models serve stop status loadtest bench test lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,13 +36,13 @@ $(VENV)/.installed: requirements-torch.txt requirements.txt scripts/ensure-java.
 
 setup: $(VENV)/.installed ## create .venv with pinned dependencies and a Java 17 runtime
 
-$(MODEL_STORE)/sentiment.mar: | $(VENV)/.installed
-	$(PY) -m training.train_sentiment --profile $(PROFILE) --out artifacts/sentiment
-	$(PY) -m training.archive sentiment --artifact artifacts/sentiment --export $(MODEL_STORE)
+# Trained artifacts are kept: retraining takes minutes.
+.PRECIOUS: artifacts/%/weights.pt
+artifacts/%/weights.pt: | $(VENV)/.installed
+	$(PY) -m training.train_$(if $(filter lm,$*),lm,sentiment) --profile $(PROFILE) --out artifacts/$*
 
-$(MODEL_STORE)/lm.mar: | $(VENV)/.installed
-	$(PY) -m training.train_lm --profile $(PROFILE) --out artifacts/lm
-	$(PY) -m training.archive lm --artifact artifacts/lm --export $(MODEL_STORE)
+$(MODEL_STORE)/%.mar: artifacts/%/weights.pt serving/%-config.yaml
+	$(PY) -m training.archive $* --artifact artifacts/$* --export $(MODEL_STORE)
 
 models: $(MODEL_STORE)/sentiment.mar $(MODEL_STORE)/lm.mar ## train and archive the default models where missing
 
@@ -68,6 +68,9 @@ lint: $(VENV)/.installed ## ruff lint and format check
 format: $(VENV)/.installed ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+bench: models ## every speed figure of the README, side by side in one run (~15 min)
+	$(PY) -m benchmarks.run
 
 test: $(VENV)/.installed lint ## run every test (unit and integration with a real TorchServe)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
