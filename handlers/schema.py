@@ -62,9 +62,9 @@ class Field:
         """Human-readable limits, for the generated API docs."""
         parts = []
         if self.minimum is not None:
-            parts.append(f"{'>' if self.exclusive_minimum else '>='} {self.minimum:g}")
+            parts.append(f"{'>' if self.exclusive_minimum else '>='} {_number(self.minimum)}")
         if self.maximum is not None:
-            parts.append(f"<= {self.maximum:g}")
+            parts.append(f"<= {_number(self.maximum)}")
         if self.min_length or self.max_length is not None:
             unit = "items" if self.kind is list else "characters"
             low = (
@@ -79,6 +79,10 @@ class Field:
         if self.item_max_length is not None:
             parts.append(f"each at most {self.item_max_length} characters")
         return ", ".join(parts)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def decode_body(raw: Any) -> Any:
