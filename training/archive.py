@@ -36,7 +36,7 @@ def build_archive(
     version: str = "1.0",
 ) -> Path:
     """Write ``<export_dir>/<name>.mar`` and return its path (overwriting an older one)."""
-    export_dir = Path(export_dir)
+    export_dir = Path(export_dir).resolve()
     export_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"mar-{name}-") as scratch:
         staging = Path(scratch) / "extra"
