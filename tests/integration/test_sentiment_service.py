@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from models.classifier import SentimentPredictor
 from prometheus_client.parser import text_string_to_metric_families
 
+from models.classifier import SentimentPredictor
 from training.data import load_sentiment
 
 pytestmark = pytest.mark.integration
