@@ -22,36 +22,51 @@ def sample(
 
     A temperature of 0 means greedy (argmax). top_k 0 and top_p 1 switch those filters off.
     ``uniforms`` are draws from U[0, 1), one per row.
+
+    How a row is sampled depends on its own parameters only: rows without filters walk their
+    CDF in vocabulary order; only rows with top-k or top-p pay for a sort (a [64, 512] sort
+    cost as much as the int8 model step).
     """
     greedy = temperature <= 0
     tokens = logits.argmax(dim=-1)
     if bool(greedy.all()):
         return tokens
     scaled = logits.float() / torch.where(greedy, 1.0, temperature).unsqueeze(1)
-    # Every row walks its CDF in the same (descending, stable) order whether or not any row
-    # filters: a row's token must not depend on its batch mates' parameters.
-    scaled, order = scaled.sort(dim=-1, descending=True, stable=True)
-    probs = _filter_sorted(torch.softmax(scaled, dim=-1), top_k, top_p)
-    cdf = probs.cumsum(dim=-1)
-    targets = (uniforms.to(cdf.dtype) * cdf[:, -1]).unsqueeze(1)
-    picked = torch.searchsorted(cdf, targets, right=True).squeeze(1)
-    # u * total can round up to total itself: then take the last token with mass, never a
-    # filtered one.
-    last_with_mass = probs.shape[1] - 1 - (probs > 0).flip(1).float().argmax(dim=1)
-    picked = torch.minimum(picked, last_with_mass)
-    picked = order.gather(1, picked.unsqueeze(1)).squeeze(1)
+    probs = torch.softmax(scaled, dim=-1)
+    picked = _inverse_cdf(probs, uniforms)
+    filtered = ((top_k > 0) | (top_p < 1)) & ~greedy
+    if bool(filtered.any()):
+        rows = filtered.nonzero().squeeze(1)
+        ranked, order = probs[rows].sort(dim=-1, descending=True, stable=True)
+        kept = _filter_sorted(ranked, top_k[rows], top_p[rows])
+        chosen = _inverse_cdf(kept, uniforms[rows])
+        picked[rows] = order.gather(1, chosen.unsqueeze(1)).squeeze(1)
     return torch.where(greedy, tokens, picked)
 
 
+def _inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """The first index whose cumulative mass exceeds u * total mass (unnormalised rows)."""
+    cdf = probs.cumsum(dim=-1)
+    targets = (uniforms.to(cdf.dtype) * cdf[:, -1]).unsqueeze(1)
+    picked = torch.searchsorted(cdf, targets, right=True).squeeze(1)
+    # u * total can round up to total itself: then take the last token with mass, never one
+    # that was filtered out.
+    last_with_mass = probs.shape[1] - 1 - (probs > 0).flip(1).float().argmax(dim=1)
+    return torch.minimum(picked, last_with_mass)
+
+
 def _filter_sorted(probs: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
-    """Zero the tail of probabilities sorted in descending order (renormalised by the caller)."""
+    """Zero the tail of probabilities sorted in descending order (renormalised by the caller).
+
+    Top-k first, then the nucleus among the survivors renormalised (as HF and vLLM do)."""
     ranks = torch.arange(probs.shape[1], device=probs.device).unsqueeze(0)
     keep_k = (top_k <= 0).unsqueeze(1) | (ranks < top_k.unsqueeze(1))
+    probs = probs * keep_k
     # Nucleus: keep the smallest prefix whose mass reaches top_p (the token that crosses the
     # threshold is kept, so at least one token always survives).
-    mass_before = probs.cumsum(dim=-1) - probs
-    keep_p = mass_before < top_p.unsqueeze(1)
-    return probs * (keep_k & keep_p)
+    cumulative = probs.cumsum(dim=-1)
+    mass_before = (cumulative - probs) / cumulative[:, -1:]
+    return probs * (mass_before < top_p.unsqueeze(1))
 
 
 def row_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:

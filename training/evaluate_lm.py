@@ -2,10 +2,16 @@
 
     python -m training.evaluate_lm --archive model_store/lm.mar --text FILE
     python -m training.evaluate_lm --artifact artifacts/lm --validation --quantize int8
+    python -m training.evaluate_lm --artifact artifacts/lm --validation --compare-int8
 
 Prints JSON with `nats_per_char` (total negative log-likelihood of the text divided by its
 number of characters), `tokens`, `chars` and the per-token perplexity. `--validation` scores the
 last 10% of Tiny Shakespeare from DATA_DIR, the split the training run held out.
+
+fp32 scores whole sequences with `nn.LSTM`, as training does. `--quantize int8` scores token
+by token with the serving engine's int8 `DecodeStep`, so the figure is the one users get;
+`--compare-int8` runs that step in fp32 and int8 side by side and adds the next-token top-1
+agreement between them.
 """
 
 from __future__ import annotations
@@ -19,32 +25,75 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from models.artifact import load_artifact
-from models.language_model import LMConfig, RecurrentLM
-from training.train_lm import EVAL_STREAMS, evaluate_nll
+from models.language_model import DecodeStep, LMConfig, RecurrentLM, zero_state
+from models.tokenizer import Tokenizer
+from training.train_lm import EVAL_STREAMS, evaluate_nll, stream_batches
+
+Scorer = RecurrentLM | DecodeStep
 
 
-def load_lm(artifact_dir: str | Path, quantize: str | None = None) -> tuple[RecurrentLM, Any]:
+def load_model(artifact_dir: str | Path) -> tuple[RecurrentLM, Tokenizer]:
     artifact = load_artifact(artifact_dir)
     model = RecurrentLM(LMConfig(**artifact.model))
     model.load_state_dict(artifact.state_dict)
-    model.eval()
-    if quantize == "int8":
-        from torch.ao.quantization import quantize_dynamic
-
-        model = quantize_dynamic(model, {torch.nn.LSTM, torch.nn.GRU, torch.nn.Linear})
-    return model, artifact.tokenizer
+    return model.eval(), artifact.tokenizer
 
 
-def score_text(model: RecurrentLM, tokenizer: Any, text: str, bptt: int = 256) -> dict[str, Any]:
+def load_lm(artifact_dir: str | Path, quantize: str | None = None) -> tuple[Scorer, Tokenizer]:
+    """The fp32 model, or the engine's int8 decode step built from it."""
+    model, tokenizer = load_model(artifact_dir)
+    return (DecodeStep(model, quantize=quantize) if quantize else model), tokenizer
+
+
+@torch.inference_mode()
+def step_nll(step: DecodeStep, ids: torch.Tensor, streams: int) -> tuple[float, torch.Tensor]:
+    """Like `evaluate_nll`, token by token through ``step``; also each position's argmax.
+
+    The same streams and the same uniform charge for each stream's unscored first token, so the
+    fp32 step matches `evaluate_nll` to float tolerance."""
+    data = stream_batches(ids, streams)
+    state = zero_state(step.config, streams)
+    total, predictions = 0.0, []
+    for t in range(data.shape[1] - 1):
+        logits, state = step(data[:, t], state)
+        total += nn.functional.cross_entropy(logits, data[:, t + 1], reduction="sum").item()
+        predictions.append(logits.argmax(dim=1))
+    leftover = ids.numel() - data.shape[1] * streams + streams
+    return total + leftover * math.log(step.config.vocab_size), torch.stack(predictions, 1)
+
+
+def score_text(model: Scorer, tokenizer: Tokenizer, text: str, bptt: int = 256) -> dict[str, Any]:
     ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
-    nll = evaluate_nll(model, ids, EVAL_STREAMS, bptt)
+    if isinstance(model, DecodeStep):
+        nll = step_nll(model, ids, EVAL_STREAMS)[0]
+    else:
+        nll = evaluate_nll(model, ids, EVAL_STREAMS, bptt)
+    return _scores(nll, ids.numel(), len(text))
+
+
+def compare_int8(artifact_dir: str | Path, text: str) -> dict[str, Any]:
+    """The engine's decode step in fp32 and in int8 on the same text: loss and top-1 agreement."""
+    model, tokenizer = load_model(artifact_dir)
+    ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
+    fp32, fp32_top = step_nll(DecodeStep(model), ids, EVAL_STREAMS)
+    int8, int8_top = step_nll(DecodeStep(model, quantize="int8"), ids, EVAL_STREAMS)
     return {
-        "nats_per_char": nll / len(text),
-        "token_perplexity": math.exp(nll / ids.numel()),
-        "tokens": ids.numel(),
-        "chars": len(text),
+        "fp32": _scores(fp32, ids.numel(), len(text)),
+        "int8": _scores(int8, ids.numel(), len(text)),
+        "nats_per_char_delta": (int8 - fp32) / len(text),
+        "top1_agreement": (fp32_top == int8_top).double().mean().item(),
+    }
+
+
+def _scores(nll: float, tokens: int, chars: int) -> dict[str, Any]:
+    return {
+        "nats_per_char": nll / chars,
+        "token_perplexity": math.exp(nll / tokens),
+        "tokens": tokens,
+        "chars": chars,
     }
 
 
@@ -67,6 +116,7 @@ def _main() -> None:
     text.add_argument("--text", help="a UTF-8 text file to score")
     text.add_argument("--validation", action="store_true", help="the held-out 10%% of DATA_DIR")
     parser.add_argument("--quantize", choices=("int8",), default=None)
+    parser.add_argument("--compare-int8", action="store_true", help="fp32 vs int8 decode step")
     args = parser.parse_args()
     if args.validation:
         from training.data import load_text, split_text
@@ -74,10 +124,16 @@ def _main() -> None:
         content = split_text(load_text("tinyshakespeare"))[1]
     else:
         content = Path(args.text).read_text(encoding="utf-8")
-    if args.archive:
-        result = score_archive(args.archive, content, args.quantize)
-    else:
-        result = score_text(*load_lm(args.artifact, args.quantize), content)
+    with tempfile.TemporaryDirectory() as folder:
+        artifact = args.artifact
+        if args.archive:
+            with zipfile.ZipFile(args.archive) as packed:
+                packed.extractall(folder)
+            artifact = folder
+        if args.compare_int8:
+            result = compare_int8(artifact, content)
+        else:
+            result = score_text(*load_lm(artifact, args.quantize), content)
     print(json.dumps(result, indent=2))
 
 

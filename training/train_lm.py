@@ -11,6 +11,21 @@ training part. Training is truncated backpropagation through time over `batch_si
 streams whose state is carried from one window to the next. The reported validation loss is
 in nats per character: the total negative log-likelihood of the validation text divided by its
 number of characters, which compares across vocabularies (per-token perplexity does not).
+
+Measured (validation nats/char, best checkpoint; the vocabulary comparison ran the default
+profile's 420 steps, the budget of ~10 minutes on 2 cores, on an H100 with the same seed):
+
+| tokenizer                        | nats/char | token perplexity | chars/token |
+|----------------------------------|-----------|------------------|-------------|
+| character level (--vocab-size 0) | 1.913     | 6.77             | 1.00        |
+| unigram 512 (the default)        | 1.670     | 18.49            | 1.75        |
+| unigram 1024                     | 1.715     | 42.35            | 2.18        |
+| unigram 2048                     | 1.701     | 78.86            | 2.57        |
+
+Default profile on 2 CPU cores: 1.673 nats/char, ~1.2 s per step (about 9 minutes alone;
+12.1 minutes while another training shared the cores). Long profile (3 x 768 LSTM, 13.1M
+parameters) on an H100: 1.458 nats/char at step 2000 of 2500 in 2.3 minutes, under the
+1.47 target (nanoGPT's baby GPT: 1.4697).
 """
 
 from __future__ import annotations
@@ -37,7 +52,7 @@ from training.tokenizer import train_tokenizer
 SOURCE = "tinyshakespeare"
 OUT = "artifacts/lm"
 SEED = 1337
-VOCAB_SIZE = 512  # unigram pieces; 0 = character level (see README for the comparison)
+VOCAB_SIZE = 512  # unigram pieces; 0 = character level (comparison in the docstring)
 EMBED_DIM = 128
 HIDDEN_DIM = 512
 NUM_LAYERS = 2
@@ -119,10 +134,16 @@ def build_tokenizer(train_text: str, vocab_size: int, prefix: Path) -> Tokenizer
         path = train_tokenizer(lines, prefix, size, model_type="char", lossless=True)
     else:
         path = train_tokenizer(lines, prefix, vocab_size, model_type="unigram", lossless=True)
-    tokenizer = Tokenizer(path)
-    if tokenizer.decode(tokenizer.encode(train_text[:20000])) != train_text[:20000]:
-        raise RuntimeError("tokenizer is not lossless on the training text")
-    return tokenizer
+    return Tokenizer(path)
+
+
+def encode_losslessly(tokenizer: Tokenizer, text: str) -> list[int]:
+    """Token ids of ``text``, refusing a tokenizer that would not give the text back: nats per
+    character are only honest if the tokens hold every character (newlines and spaces too)."""
+    ids = tokenizer.encode(text)
+    if tokenizer.decode(ids) != text:
+        raise RuntimeError("tokenizer is not lossless on this text")
+    return ids
 
 
 def stream_batches(ids: torch.Tensor, streams: int) -> torch.Tensor:
@@ -177,8 +198,9 @@ def train(options: LMTrainOptions) -> dict[str, Any]:
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(train_text, options.vocab_size, out / "tokenizer")
-    train_ids = torch.tensor(tokenizer.encode(train_text), dtype=torch.long)
-    val_ids = torch.tensor(tokenizer.encode(val_text), dtype=torch.long)
+    # Both splits together are the whole corpus: every character of it must survive.
+    train_ids = torch.tensor(encode_losslessly(tokenizer, train_text), dtype=torch.long)
+    val_ids = torch.tensor(encode_losslessly(tokenizer, val_text), dtype=torch.long)
 
     config = LMConfig(
         vocab_size=tokenizer.vocab_size,

@@ -55,6 +55,30 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
     assert_matches(empirical(LOGITS, top_p=0.7), expected / expected.sum())
 
 
+def test_each_row_follows_its_own_parameters_in_a_mixed_batch():
+    # (1.0, 2, 0.7): the nucleus is taken among the top 2 renormalised (0.73 >= 0.7 keeps one).
+    settings = [(1.0, 0, 1.0), (0.5, 2, 1.0), (2.0, 0, 0.7), (1.0, 2, 0.7), (1.0, 4, 0.8)]
+    rows = N * len(settings) // 2
+    parameters = [settings[row % len(settings)] for row in range(rows)]
+    generator = torch.Generator().manual_seed(3)
+    tokens = sample(
+        LOGITS.expand(rows, -1),
+        torch.tensor([t for t, _, _ in parameters]),
+        torch.tensor([k for _, k, _ in parameters]),
+        torch.tensor([p for _, _, p in parameters]),
+        torch.rand(rows, generator=generator, dtype=torch.float64),
+    )
+    for index, (temperature, top_k, top_p) in enumerate(settings):
+        expected = torch.softmax(LOGITS.double() / temperature, 0)
+        if top_k:
+            expected[top_k:] = 0
+        expected /= expected.sum()
+        expected[(expected.cumsum(0) - expected) >= top_p] = 0
+        group = tokens[index :: len(settings)]
+        observed = torch.bincount(group, minlength=LOGITS.numel()).double() / group.numel()
+        assert_matches(observed, expected / expected.sum())
+
+
 def test_temperature_zero_is_argmax_and_rows_are_independent():
     logits = torch.tensor([[0.0, 3.0, 1.0], [5.0, 0.0, 0.0], [0.0, 0.0, 9.0]])
     tokens = sample(
