@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from models.generation import GenerationResult, Generator
 from ts.handler_utils.utils import send_intermediate_predict_response
 
 from handlers.base import BatchHandler
 from handlers.lm_api import LMRequest, parse_generation
+from models.generation import GenerationResult, Generator
 
 METRIC_GENERATED_TOKENS = "GeneratedTokens"
 

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from models.classifier import SentimentPredictor
 
 from handlers.base import BatchHandler
 from handlers.sentiment_api import SentimentRequest, parse_sentiment
+from models.classifier import SentimentPredictor
 
 
 class SentimentHandler(BatchHandler):
