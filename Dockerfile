@@ -1,0 +1,110 @@
+# syntax=docker/dockerfile:1
+# rnn-serve: TorchServe 0.12 with our two archives, token keys on, bound to 0.0.0.0 inside the
+# container's own network namespace. Needs BuildKit (Docker 23+ uses it by default).
+#
+#   docker build -t rnn-serve:cpu .                                # archives from model_store/
+#   docker build -t rnn-serve:cuda --build-arg VARIANT=cuda .      # torch's CUDA 12 wheel
+#   docker build -t rnn-serve:cpu --build-arg TRAIN=1 --build-context data=../shared/data .
+#
+# Stages: base-<VARIANT> -> base -> builder (the venv) -> models-<TRAIN> -> runtime. Only the
+# stages the final one needs are built, so VARIANT and TRAIN pick a path through this file.
+ARG VARIANT=cpu
+ARG TRAIN=0
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS base-cpu
+
+# The cu12x torch wheel carries the CUDA runtime libraries (nvidia-* wheels), so a CUDA base
+# image would only add a second copy of them; the driver comes from the host through the NVIDIA
+# container toolkit, which reads these variables (Kubernetes' device plugin sets its own).
+FROM ${PYTHON_IMAGE} AS base-cuda
+ENV NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
+
+# A stage of this file picked by a build argument, not an image to tag.
+# hadolint ignore=DL3006
+FROM base-${VARIANT} AS base
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# ---- builder: one venv with torch and the serving packages, pinned by requirements*.txt ----
+FROM base AS builder
+ARG VARIANT
+ARG TORCH_CUDA=cu128
+# The packages serving needs, out of requirements.txt's pins (training, plots, load tests and
+# dev tools stay out of the image). tests/unit/test_dockerfile.py checks this covers every
+# third-party import of the served code.
+ARG SERVE_PACKAGES="torchserve|sentencepiece|numpy|pyyaml|requests"
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+WORKDIR /build
+COPY requirements.txt requirements-torch.txt ./
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+# torch first and from PyTorch's own index: the CPU wheel, or the CUDA build of the same
+# version (anything else would let pip pick a multi-GB default build).
+RUN if [ "$VARIANT" = cuda ]; then index="$TORCH_CUDA"; else index=cpu; fi \
+    && pip install --no-cache-dir --index-url "https://download.pytorch.org/whl/${index}" \
+        -r requirements-torch.txt
+RUN grep -iE "^(${SERVE_PACKAGES})==" requirements.txt > serve.txt \
+    && wanted=$(echo "$SERVE_PACKAGES" | tr '|' '\n' | wc -l) \
+    && if [ "$(wc -l < serve.txt)" -ne "$wanted" ]; then \
+        echo "requirements.txt lacks a pin for one of: ${SERVE_PACKAGES}" >&2; exit 1; fi \
+    && pip install --no-cache-dir -c requirements-torch.txt -r serve.txt
+
+# ---- trainer (TRAIN=1): train and archive both models from the data build context ----
+FROM builder AS trainer
+ARG TRAIN_PROFILE=default
+RUN pip install --no-cache-dir -c requirements-torch.txt -r requirements.txt
+COPY models/ models/
+COPY handlers/ handlers/
+COPY training/ training/
+COPY serving/ serving/
+# `data` is a named build context (--build-context data=DIR), not a stage of this file.
+# hadolint ignore=DL3022
+COPY --from=data . /data/
+ENV DATA_DIR=/data \
+    HF_HUB_OFFLINE=1 \
+    HF_DATASETS_OFFLINE=1
+RUN python -m training.train_sentiment --profile "$TRAIN_PROFILE" --out artifacts/sentiment \
+    && python -m training.train_lm --profile "$TRAIN_PROFILE" --out artifacts/lm \
+    && python -m training.archive sentiment --artifact artifacts/sentiment --export /models \
+    && python -m training.archive lm --artifact artifacts/lm --export /models
+
+# ---- where the archives come from: model_store/ (TRAIN=0) or the trainer (TRAIN=1) ----
+FROM scratch AS models-0
+COPY model_store/sentiment.mar model_store/lm.mar /models/
+
+FROM trainer AS models-1
+
+# As above: a stage of this file, not an image.
+# hadolint ignore=DL3006
+FROM models-${TRAIN} AS models
+
+# ---- runtime: Java for TorchServe's frontend, tini as PID 1, the venv, code and archives ----
+FROM base AS runtime
+# Debian's security updates replace package versions, so exact pins would break rebuilds;
+# the base image tag pins the release (bookworm) instead.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && mkdir -p /usr/share/man/man1 \
+    && apt-get install -y --no-install-recommends openjdk-17-jre-headless tini \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin app
+COPY --from=builder /opt/venv /opt/venv
+WORKDIR /app
+COPY serving/ serving/
+COPY --from=models /models/ model_store/
+RUN mkdir runs && chown app:app runs
+ENV PATH=/opt/venv/bin:$PATH \
+    RNN_SERVE_HOST=0.0.0.0 \
+    RNN_SERVE_AUTH=on \
+    RNN_SERVE_MODEL_STORE=/app/model_store \
+    RNN_SERVE_RUN_DIR=/app/runs/server
+USER 10001:10001
+EXPOSE 8080 8081 8082
+# Ready means every worker of every model is READY (TorchServe's /ping is Healthy earlier).
+HEALTHCHECK --interval=30s --timeout=15s --start-period=180s --retries=3 \
+    CMD ["python", "-m", "serving.healthcheck"]
+# tini reaps the daemonized TorchServe process when it exits, so its pid really disappears.
+ENTRYPOINT ["tini", "--", "python", "-m", "serving.entrypoint"]
