@@ -181,10 +181,22 @@ def server_pid(run_dir: Path) -> int | None:
     pid_file = Path(run_dir) / "tmp" / PID_FILE
     try:
         pid = int(pid_file.read_text().strip())
-        os.kill(pid, 0)
-    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+    except (FileNotFoundError, ValueError):
         return None
-    return pid
+    return pid if alive(pid) else None
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process; a zombie (exited, not yet reaped) is not."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        # /proc/<pid>/stat: "pid (comm) state ...", comm may hold spaces or parentheses.
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc here: kill(0) is all we can ask
 
 
 def start(config: ServerConfig, timeout: float = 300.0) -> Connection:
@@ -276,10 +288,12 @@ def stop(run_dir: str | Path = DEFAULT_RUN_DIR, timeout: float = 60.0) -> bool:
             stderr=subprocess.DEVNULL,
             check=False,
         )
+        # `torchserve --stop` removes the pid file at once, while the server still finishes
+        # the requests in flight: wait for the process itself.
         deadline = time.monotonic() + timeout
-        while server_pid(run_dir) is not None and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if server_pid(run_dir) is not None:
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)
     (run_dir / "tmp" / PID_FILE).unlink(missing_ok=True)
     (run_dir / STATE_FILE).unlink(missing_ok=True)

@@ -26,6 +26,8 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 240  # generous, only so that a broken start fails instead of hanging CI
+# The last line the entrypoint prints once the server is up: keys on, or keys off.
+ANNOUNCED = ("keys (inference, management) in", "token authorization is OFF")
 
 
 def entrypoint_env(store: Path, run_dir: Path, **extra: str) -> dict[str, str]:
@@ -87,9 +89,19 @@ class Entrypoint:
             assert self.process.poll() is None, f"entrypoint exited early:\n{self.output()}"
             check = healthcheck(self.env)
             if check.returncode == 0:
+                # The health check can pass a moment before the entrypoint's own start-up
+                # returns; its announcement marks the switch from starting to watching.
+                self.wait_for_output(ANNOUNCED)
                 return check
             time.sleep(1)
         pytest.fail(f"never healthy; last check: {check.stdout}\n{self.output()}")
+
+    def wait_for_output(self, texts: tuple[str, ...], timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in self.output() for text in texts):
+            assert self.process.poll() is None, f"entrypoint exited early:\n{self.output()}"
+            assert time.monotonic() < deadline, f"{texts} never printed:\n{self.output()}"
+            time.sleep(0.2)
 
     def finish(self, timeout: float = 120) -> int:
         return self.process.wait(timeout=timeout)
