@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 import time
 
 import torch
 
+from loadtest.payloads import generation_payload
 from models.generation import GenerationRequest, Generator
 from models.language_model import RecurrentLM
 
@@ -29,11 +31,27 @@ def textbook_tokens_per_second(model: RecurrentLM, prompt_ids: list[int], tokens
 def engine_tokens_per_second(
     generator: Generator, streams: int, tokens: int, prompt: str = "ROMEO:"
 ) -> float:
-    """Summed tokens/s of ``streams`` sampled requests decoded together in one loop."""
+    """Summed tokens/s of ``streams`` sampled requests for one short prompt, in one loop."""
     requests = [
         GenerationRequest(prompt, max_new_tokens=tokens, temperature=0.8, seed=i)
         for i in range(streams)
     ]
+    return batch_tokens_per_second(generator, requests)
+
+
+def load_mix_requests(count: int, tokens: int, seed: int = 0) -> list[GenerationRequest]:
+    """The requests Locust's generation users send (loadtest/payloads.py: validation prompts,
+    mixed temperatures, top-k/top-p and stop strings), each asking for ``tokens`` tokens."""
+    rng = random.Random(seed)
+    requests = []
+    for _ in range(count):
+        payload = {**generation_payload(rng), "max_new_tokens": tokens}
+        requests.append(GenerationRequest(**payload))
+    return requests
+
+
+def batch_tokens_per_second(generator: Generator, requests: list[GenerationRequest]) -> float:
+    """Summed generated tokens/s of ``requests`` decoded together (prefill included)."""
     generator.generate(requests[:1])  # warm-up
     started = time.perf_counter()
     results = generator.generate(requests)

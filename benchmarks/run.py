@@ -30,7 +30,13 @@ import torch
 import yaml
 
 from benchmarks.ceiling import classify_ceiling
-from benchmarks.generation import engine_tokens_per_second, textbook_tokens_per_second
+from benchmarks.generation import (
+    batch_tokens_per_second,
+    engine_tokens_per_second,
+    load_mix_requests,
+    textbook_tokens_per_second,
+)
+from benchmarks.plot import plot
 from loadtest import metrics, report
 from loadtest import run as loadtest
 from models.classifier import SentimentPredictor
@@ -239,9 +245,19 @@ def generation(args, out: Path, tables: list[Table]) -> None:
                 f"{rate:.0f} tok/s",
                 f"{rate / textbook:.1f}x textbook",
             )
+    settings = served_settings("lm")
+    served_mode = settings["handler"].get("quantize")
+    mix = batch_tokens_per_second(
+        Generator.from_artifact(artifact, quantize=served_mode),
+        load_mix_requests(64, args.tokens),
+    )
+    table.add(
+        f"engine, {served_mode or 'fp32'}, 64 streams of Locust's request mix",
+        f"{mix:.0f} tok/s",
+        "validation prompts (prefill included), mixed sampling and stops",
+    )
     if args.skip_served:
         return
-    settings = served_settings("lm")
     run_dir = out / "server-lm"
     with server(args.model_store, ("lm",), run_dir):
         result = locust(
@@ -253,13 +269,16 @@ def generation(args, out: Path, tables: list[Table]) -> None:
             {"LOADTEST_MAX_WAIT": "0", "LOADTEST_MAX_NEW_TOKENS": str(args.tokens)},
         )
         served = result["loads"]["lm"].tokens_per_s or 0.0
-        best_raw = engines[(settings["handler"].get("quantize") or "fp32", 64)]
         table.add(
             "served, 64 streams (Locust, no wait)",
             f"{served:.0f} tok/s",
             f"mean batch {result['loads']['lm'].mean_batch_size or 0:.1f}",
         )
-        table.add("served / raw engine at 64 streams", f"{served / best_raw:.2f}", "goal >= 0.8")
+        table.add(
+            "served / raw engine, same request mix, 64 streams",
+            f"{served / mix:.2f}",
+            "goal >= 0.8",
+        )
         table.add(
             "served at 64 streams / textbook loop", f"{served / textbook:.1f}x", "goal >= 40x"
         )
@@ -316,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     (out / "bench.md").write_text(header + "\n".join(t.markdown() for t in tables))
     (out / "bench.json").write_text(json.dumps([t.__dict__ for t in tables], indent=2))
-    print(f"wrote {out / 'bench.md'}")
+    print(f"wrote {out / 'bench.md'} and {plot(out)}")
 
 
 if __name__ == "__main__":

@@ -30,22 +30,13 @@ from locust import FastHttpUser, User, between, events, task
 from locust.env import Environment
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
+from loadtest.payloads import generation_payload, prompts, sentences
 from loadtest.report import FINAL_FAILURES, FINAL_STATS, FIRST_CHUNK
 from serving.client import generate_stream
 from serving.server import DEFAULT_RUN_DIR, Connection
 
 WEIGHTS = {"classify": 3, "generate": 1, "stream": 1}
 TIMEOUT_S = 130.0  # longer than TorchServe's 120 s response timeout: the server decides
-PROMPT_MAX_CHARS = 300
-
-FALLBACK_SENTENCES = (
-    "a gripping , funny movie",
-    "the plot is thin and the jokes fall flat",
-    "an ambitious , often beautiful film that never quite comes together",
-    "it 's a dull , lifeless affair",
-    "one of the most moving films of the year",
-)
-FALLBACK_PROMPTS = ("ROMEO:\n", "JULIET:\n", "First Citizen:\n", "KING HENRY VI:\n", "To be")
 
 
 def env_weights() -> dict[str, int]:
@@ -59,67 +50,9 @@ def env_weights() -> dict[str, int]:
     return weights
 
 
-def env_lengths() -> list[int]:
-    return [int(n) for n in os.environ.get("LOADTEST_MAX_NEW_TOKENS", "16,64,128").split(",")]
-
-
 @functools.cache
 def connection() -> Connection:
     return Connection.from_run_dir(os.environ.get("LOADTEST_RUN_DIR", str(DEFAULT_RUN_DIR)))
-
-
-def quiet_datasets() -> None:
-    """No progress bars from `datasets` in the middle of Locust's output."""
-    import datasets
-
-    datasets.disable_progress_bars()
-
-
-@functools.cache
-def sentences() -> list[str]:
-    """SST-2 dev sentences: lengths a sentiment client really sends."""
-    try:
-        from training.data import load_sentiment
-
-        quiet_datasets()
-        found = [s for s in load_sentiment("sst2")["dev"]["sentence"] if s]
-    except Exception:  # no data folder and no network: still load the server
-        found = []
-    return found or list(FALLBACK_SENTENCES)
-
-
-@functools.cache
-def prompts() -> list[str]:
-    """One to three whole lines of Tiny Shakespeare's validation part, from a line start."""
-    try:
-        from training.data import load_text, split_text
-
-        quiet_datasets()
-        _, validation = split_text(load_text("tinyshakespeare"))
-    except Exception:
-        return list(FALLBACK_PROMPTS)
-    lines = validation.split("\n")
-    found = []
-    for start in range(1, len(lines) - 3, 3):
-        take = lines[start : start + 1 + start % 3]
-        prompt = "\n".join(take) + "\n"
-        if take[0].strip() and len(prompt) <= PROMPT_MAX_CHARS:
-            found.append(prompt)
-    return found or list(FALLBACK_PROMPTS)
-
-
-def generation_payload(rng: random.Random) -> dict[str, Any]:
-    """A mix of sampling settings, lengths and seeds, as different clients would send."""
-    return {
-        "prompt": rng.choice(prompts()),
-        "max_new_tokens": rng.choice(env_lengths()),
-        "temperature": rng.choice((0.0, 0.7, 0.8, 1.0, 1.2)),
-        "top_k": rng.choice((0, 0, 20, 50)),
-        "top_p": rng.choice((1.0, 1.0, 0.9, 0.95)),
-        "seed": rng.choice((None, rng.randrange(2**31))),
-        # Whitespace-only stop strings are refused by the API (handlers/schema.py strips them).
-        "stop": rng.choice(([], [], [".\n"], ["ROMEO:", "JULIET:"])),
-    }
 
 
 class ServiceUser(FastHttpUser):
@@ -213,6 +146,15 @@ class StreamUser(User):
         if not first_seen:
             self.fire(FIRST_CHUNK, started, start_time, error or RuntimeError("no chunk"))
         self.fire("lm whole stream", started, start_time, error)
+
+
+@events.init.add_listener
+def load_request_data(**_: Any) -> None:
+    """Read the sentences and prompts before any user starts: loading them takes seconds of CPU
+    and would otherwise stall gevent's loop, and with it the timers of requests in flight,
+    right when the first users run."""
+    sentences()
+    prompts()
 
 
 @events.quitting.add_listener

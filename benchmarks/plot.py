@@ -1,0 +1,61 @@
+"""Bar charts of a benchmark run's throughput figures, one panel per unit.
+
+    python -m benchmarks.plot runs/bench/20261126-064015      # (re)writes bench.png there
+
+`make bench` calls this at the end of its run; the README's figure is a copy of one such PNG.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+PANELS = (("/s", "sentences per second (classification)"), ("tok/s", "tokens per second"))
+_NUMBER = re.compile(r"^([0-9.]+) (tok/s|/s)$")
+
+
+def throughputs(tables: list[dict]) -> dict[str, list[tuple[str, float]]]:
+    """(measure, value) pairs per unit, from the rows whose value is a rate."""
+    found: dict[str, list[tuple[str, float]]] = {unit: [] for unit, _ in PANELS}
+    for table in tables:
+        for measure, value, _note in table["rows"]:
+            match = _NUMBER.match(value)
+            if match:
+                found[match.group(2)].append((measure, float(match.group(1))))
+    return found
+
+
+def plot(run: Path) -> Path:
+    """Write ``run``/bench.png from ``run``/bench.json; returns its path."""
+    found = throughputs(json.loads((run / "bench.json").read_text()))
+    panels = [(unit, title) for unit, title in PANELS if found[unit]]
+    heights = [max(2.0, 0.45 * len(found[unit]) + 1.0) for unit, _ in panels]
+    figure, axes = plt.subplots(
+        len(panels), 1, figsize=(10, sum(heights)), gridspec_kw={"height_ratios": heights}
+    )
+    for axis, (unit, title) in zip(axes if len(panels) > 1 else [axes], panels, strict=True):
+        labels, values = zip(*found[unit], strict=True)
+        axis.barh(range(len(values)), values, color="tab:blue")
+        axis.set_yticks(range(len(values)), labels, fontsize=8)
+        axis.invert_yaxis()
+        axis.set_title(title, fontsize=10)
+        for index, value in enumerate(values):
+            axis.text(value, index, f" {value:,.0f}", va="center", fontsize=8)
+        axis.set_xlim(0, max(values) * 1.15)
+    figure.suptitle(f"Benchmark {run.name} (one run, side by side)", fontsize=11)
+    figure.tight_layout()
+    out = run / "bench.png"
+    figure.savefig(out, dpi=110)
+    plt.close(figure)
+    return out
+
+
+if __name__ == "__main__":
+    print(plot(Path(sys.argv[1])))
