@@ -7,6 +7,7 @@ import time
 
 import torch
 
+from benchmarks.ceiling import run_in_processes
 from loadtest.payloads import generation_payload
 from models.generation import GenerationRequest, Generator
 from models.language_model import RecurrentLM
@@ -57,3 +58,24 @@ def batch_tokens_per_second(generator: Generator, requests: list[GenerationReque
     results = generator.generate(requests)
     elapsed = time.perf_counter() - started
     return sum(r.generated_tokens for r in results) / elapsed
+
+
+def _mix_loop(args: tuple[str, str | None, int, int, int]) -> tuple[int, float]:
+    """One process of `mix_ceiling`: its own engine, ``streams`` mix requests decoded together."""
+    artifact, quantize, streams, tokens, threads = args
+    torch.set_num_threads(threads)
+    generator = Generator.from_artifact(artifact, quantize=quantize)
+    requests = load_mix_requests(streams, tokens)
+    generator.generate(requests[:1])  # warm-up
+    started = time.perf_counter()
+    results = generator.generate(requests)
+    return sum(r.generated_tokens for r in results), time.perf_counter() - started
+
+
+def mix_ceiling(
+    artifact: str, quantize: str | None, streams: int, tokens: int, workers: int, threads: int
+) -> float:
+    """Summed tokens/s of Locust's request mix in the served layout: ``workers`` processes of
+    ``threads`` threads, ``streams`` split evenly among them, all running at once."""
+    args = (artifact, quantize, streams // workers, tokens, threads)
+    return run_in_processes(_mix_loop, args, workers)

@@ -34,6 +34,7 @@ from benchmarks.generation import (
     batch_tokens_per_second,
     engine_tokens_per_second,
     load_mix_requests,
+    mix_ceiling,
     textbook_tokens_per_second,
 )
 from benchmarks.plot import plot
@@ -252,9 +253,16 @@ def generation(args, out: Path, tables: list[Table]) -> None:
         load_mix_requests(64, args.tokens),
     )
     table.add(
-        f"engine, {served_mode or 'fp32'}, 64 streams of Locust's request mix",
+        f"engine, {served_mode or 'fp32'}, 64 streams of Locust's request mix, 1 process",
         f"{mix:.0f} tok/s",
-        "validation prompts (prefill included), mixed sampling and stops",
+        "validation prompts (prefill included), mixed sampling and stops; 2 threads",
+    )
+    workers, threads = settings["minWorkers"], settings["handler"]["torch_threads"]
+    ceiling = mix_ceiling(str(artifact), served_mode, 64, args.tokens, workers, threads)
+    table.add(
+        f"engine, same mix, served layout ({workers} proc x {threads} thread)",
+        f"{ceiling:.0f} tok/s",
+        f"{64 // workers} streams per process, all at once: the best raw loop",
     )
     if args.skip_served:
         return
@@ -275,8 +283,8 @@ def generation(args, out: Path, tables: list[Table]) -> None:
             f"mean batch {result['loads']['lm'].mean_batch_size or 0:.1f}",
         )
         table.add(
-            "served / raw engine, same request mix, 64 streams",
-            f"{served / mix:.2f}",
+            "served / best raw loop, same request mix, 64 streams",
+            f"{served / max(mix, ceiling):.2f}",
             "goal >= 0.8",
         )
         table.add(
