@@ -32,6 +32,9 @@ CANDIDATES = {
         {"workers": 2, "threads": 1, "batchSize": 32, "maxBatchDelay": 10},
         {"workers": 1, "threads": 2, "batchSize": 64, "maxBatchDelay": 10},
         {"workers": 1, "threads": 2, "batchSize": 64, "maxBatchDelay": 50},
+        {"workers": 2, "threads": 1, "batchSize": 32, "maxBatchDelay": 25},
+        {"workers": 2, "threads": 1, "batchSize": 32, "maxBatchDelay": 50},
+        {"workers": 2, "threads": 1, "batchSize": 16, "maxBatchDelay": 10},
     ],
 }
 SCENARIO = {"sentiment": "classify", "lm": "generate"}

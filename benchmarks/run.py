@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 import zipfile
@@ -25,7 +26,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import requests
 import torch
 import yaml
 
@@ -290,29 +290,39 @@ def generation(args, out: Path, tables: list[Table]) -> None:
         table.add(
             "served at 64 streams / textbook loop", f"{served / textbook:.1f}x", "goal >= 40x"
         )
-        per_token = single_stream_latency(run_dir, args.tokens)
+        latency = single_stream_latency(run_dir, args.tokens)
         table.add(
-            "served single-stream latency per token",
-            f"{per_token:.2f} ms",
-            "one client, sequential requests; goal <= 1 ms",
+            "served single stream: time per output token after the first",
+            f"{latency['per_token_ms']:.2f} ms",
+            "one client streaming one request at a time; goal <= 1 ms",
+        )
+        table.add(
+            "served single stream: time to first chunk",
+            f"{latency['first_ms']:.0f} ms",
+            f"includes maxBatchDelay ({settings['maxBatchDelay']} ms) and the prompt",
         )
 
 
-def single_stream_latency(run_dir: Path, tokens: int, requests_count: int = 5) -> float:
+def single_stream_latency(run_dir: Path, tokens: int, requests_count: int = 5) -> dict[str, float]:
+    """One client streaming one request at a time: mean time to the first chunk, and the time
+    per output token after it (the inter-token latency a reader of the stream sees)."""
+    from serving.client import generate_stream
     from serving.server import Connection
 
     connection = Connection.from_run_dir(run_dir)
-    url = f"{connection.inference_url}/predictions/lm"
     payload = {"prompt": "ROMEO:", "max_new_tokens": tokens, "temperature": 0.8, "stop": []}
-    total_ms, total_tokens = 0.0, 0
+    first_ms, per_token_ms = [], []
     for seed in range(requests_count):
         started = time.perf_counter()
-        reply = requests.post(
-            url, json={**payload, "seed": seed}, headers=connection.inference_headers(), timeout=120
-        )
-        total_ms += (time.perf_counter() - started) * 1000
-        total_tokens += reply.json()["generated_tokens"]
-    return total_ms / total_tokens
+        first = None
+        generated = 0
+        for chunk in generate_stream(connection, {**payload, "seed": seed}):
+            first = first or time.perf_counter()
+            generated = chunk.get("generated_tokens", generated)
+        ended = time.perf_counter()
+        first_ms.append((first - started) * 1000)
+        per_token_ms.append((ended - first) * 1000 / max(1, generated - 1))
+    return {"first_ms": statistics.mean(first_ms), "per_token_ms": statistics.mean(per_token_ms)}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import json
 import os
 import random
 import time
@@ -78,7 +79,9 @@ class ServiceUser(FastHttpUser):
         ) as reply:
             if reply.status_code == 200:
                 try:
-                    body = reply.json()
+                    # From the bytes: TorchServe names no charset, and a guessed one (Shift-JIS
+                    # was seen, which reads a backslash as a yen sign) breaks valid JSON.
+                    body = json.loads(reply.content)
                 except ValueError:
                     body = None
                 if not isinstance(body, dict) or expect not in body:
