@@ -53,11 +53,16 @@ def load_mix_requests(count: int, tokens: int, seed: int = 0) -> list[Generation
 
 def batch_tokens_per_second(generator: Generator, requests: list[GenerationRequest]) -> float:
     """Summed generated tokens/s of ``requests`` decoded together (prefill included)."""
-    generator.generate(requests[:1])  # warm-up
+    tokens, seconds = timed_generate(generator, requests)
+    return tokens / seconds
+
+
+def timed_generate(generator: Generator, requests: list[GenerationRequest]) -> tuple[int, float]:
+    """Generated tokens and seconds of one loop over all ``requests``, after a warm-up."""
+    generator.generate(requests[:1])
     started = time.perf_counter()
     results = generator.generate(requests)
-    elapsed = time.perf_counter() - started
-    return sum(r.generated_tokens for r in results) / elapsed
+    return sum(r.generated_tokens for r in results), time.perf_counter() - started
 
 
 def _mix_loop(args: tuple[str, str | None, int, int, int]) -> tuple[int, float]:
@@ -65,11 +70,7 @@ def _mix_loop(args: tuple[str, str | None, int, int, int]) -> tuple[int, float]:
     artifact, quantize, streams, tokens, threads = args
     torch.set_num_threads(threads)
     generator = Generator.from_artifact(artifact, quantize=quantize)
-    requests = load_mix_requests(streams, tokens)
-    generator.generate(requests[:1])  # warm-up
-    started = time.perf_counter()
-    results = generator.generate(requests)
-    return sum(r.generated_tokens for r in results), time.perf_counter() - started
+    return timed_generate(generator, load_mix_requests(streams, tokens))
 
 
 def mix_ceiling(

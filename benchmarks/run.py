@@ -235,12 +235,10 @@ def generation(args, out: Path, tables: list[Table]) -> None:
         f"{textbook:.0f} tok/s",
         "2 threads",
     )
-    engines: dict[tuple[str, int], float] = {}
     for quantize in (None, "int8"):
         generator = Generator.from_artifact(artifact, quantize=quantize)
         for streams in (1, 16, 64):
             rate = engine_tokens_per_second(generator, streams, args.tokens)
-            engines[(quantize or "fp32", streams)] = rate
             table.add(
                 f"engine, {quantize or 'fp32'}, {streams} streams",
                 f"{rate:.0f} tok/s",

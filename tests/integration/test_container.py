@@ -182,10 +182,7 @@ def test_exits_non_zero_when_the_server_dies(launch):
 
 def test_sigterm_during_start_up_leaves_nothing_running(launch):
     entry = launch()
-    deadline = time.monotonic() + START_TIMEOUT
-    while "starting TorchServe" not in entry.output() and time.monotonic() < deadline:
-        assert entry.process.poll() is None, entry.output()
-        time.sleep(0.2)
+    entry.wait_for_output(("starting TorchServe",), timeout=START_TIMEOUT)
     entry.process.send_signal(signal.SIGTERM)
     assert entry.finish() == 0, entry.output()
     assert server_pid(entry.run_dir) is None
