@@ -94,6 +94,8 @@ RUN apt-get update \
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
 COPY serving/ serving/
+# serving/ drains through the handlers' graceful-stop protocol (plain Python, no torch).
+COPY handlers/__init__.py handlers/drain.py handlers/
 COPY --from=models /models/ model_store/
 RUN mkdir runs && chown app:app runs
 ENV PATH=/opt/venv/bin:$PATH \

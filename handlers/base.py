@@ -19,6 +19,7 @@ import torch
 from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
+from handlers.drain import DrainGate
 from handlers.schema import RequestError, decode_body
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,14 @@ METRIC_LATENCY_MS = "HandlerBatchLatencyMs"
 METRIC_BAD_REQUESTS = "HandlerBadRequests"
 METRIC_FAILED_REQUESTS = "HandlerFailedRequests"
 
-PHRASES = {400: "Bad Request", 413: "Payload Too Large", 500: "Internal Server Error"}
+PHRASES = {
+    400: "Bad Request",
+    413: "Payload Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+# The answer to every request a worker has not begun once the server drains for a stop.
+STOPPING = RequestError("server", "is stopping; send the request again (to another instance)", 503)
 
 
 def request_body(row: dict[str, Any]) -> Any:
@@ -74,6 +82,7 @@ class BatchHandler(BaseHandler):
         self.device = pick_device(properties)
         self.model_name = context.manifest["model"]["modelName"]
         self.load(properties["model_dir"], self.device, options)
+        self.drain_gate = DrainGate.from_environment()
         self.initialized = True
         logger.info("%s ready on %s with %d thread(s)", self.model_name, self.device, threads)
 
@@ -129,19 +138,27 @@ class BatchHandler(BaseHandler):
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[Any]:
         started = time.perf_counter()
         self.context = context
+        with self.drain_gate.batch() as draining:
+            if draining:
+                parsed = [STOPPING] * len(data)
+                responses = self.postprocess(parsed)
+            else:
+                parsed, responses = self._respond(data)
+        self._record_metrics(parsed, responses, time.perf_counter() - started)
+        return responses
+
+    def _respond(self, data: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
         try:
             parsed = self.preprocess(data)
-            responses = self.postprocess(self.inference(parsed))
+            return parsed, self.postprocess(self.inference(parsed))
         except Exception:  # a bug of ours must not become a batch-wide 503
             logger.exception("handler failed")
             error = RequestError("request", "could not be processed (internal error)", 500)
             parsed = [error] * len(data)
-            responses = self.postprocess(parsed)
-        self._record_metrics(parsed, responses, time.perf_counter() - started)
-        return responses
+            return parsed, self.postprocess(parsed)
 
     def _record_metrics(self, parsed: list[Any], responses: list[Any], seconds: float) -> None:
-        bad = sum(isinstance(item, RequestError) for item in parsed)
+        bad = sum(isinstance(item, RequestError) and item.status < 500 for item in parsed)
         failed = sum(isinstance(r, dict) and r.get("code") == 500 for r in responses)
         self.add_counter(METRIC_BATCHES, 1)
         self.add_counter(METRIC_REQUESTS, len(parsed))

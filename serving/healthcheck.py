@@ -7,7 +7,9 @@ The image's HEALTHCHECK runs this. TorchServe's /ping says Healthy before any wo
 loaded and while a model has none left, so it cannot tell a container that serves from one that
 only listens. This asks the management API (with the management key from the run folder) for
 every model the server was started with, and passes only if each has at least one worker and
-all of them are READY. Prints one line either way, for `docker inspect` and the pod's events.
+all of them are READY; it fails while the server drains for a stop, so that an orchestrator
+routes new requests elsewhere. Prints one line either way, for `docker inspect` and the pod's
+events.
 """
 
 from __future__ import annotations
@@ -19,8 +21,16 @@ from pathlib import Path
 
 import requests
 
+from handlers import drain
 from serving.entrypoint import run_dir_from_env
-from serving.server import STATE_FILE, Connection, ServerError, server_pid
+from serving.server import (
+    DRAIN_DIR,
+    STATE_FILE,
+    Connection,
+    ServerError,
+    server_pid,
+    worker_states,
+)
 
 
 def check(run_dir: Path) -> tuple[bool, str]:
@@ -28,10 +38,12 @@ def check(run_dir: Path) -> tuple[bool, str]:
     run_dir = Path(run_dir)
     if server_pid(run_dir) is None:
         return False, f"no TorchServe running from {run_dir}"
+    if drain.is_draining(run_dir / DRAIN_DIR):
+        return False, "draining for a stop: new requests get 503"
     try:
         connection = Connection.from_run_dir(run_dir)
         models = json.loads((run_dir / STATE_FILE).read_text())["models"]
-        workers = {model: _worker_states(connection, model) for model in models}
+        workers = {model: worker_states(connection, model) for model in models}
     except (OSError, KeyError, ValueError, ServerError, requests.RequestException) as exc:
         return False, f"management API did not answer: {exc}"
     report = ", ".join(
@@ -39,10 +51,6 @@ def check(run_dir: Path) -> tuple[bool, str]:
     )
     healthy = all(states and all(s == "READY" for s in states) for states in workers.values())
     return healthy, report
-
-
-def _worker_states(connection: Connection, model: str) -> list[str]:
-    return [w["status"] for entry in connection.model_status(model) for w in entry["workers"]]
 
 
 def main() -> None:

@@ -28,6 +28,8 @@ from typing import Any
 
 import requests
 
+from handlers import drain
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_TEMPLATE = ROOT / "serving" / "config.properties"
 DEFAULT_RUN_DIR = ROOT / "runs" / "server"
@@ -36,6 +38,10 @@ STATE_FILE = "server.json"
 KEY_FILE = "key_file.json"
 PID_FILE = ".model_server.pid"  # TorchServe writes it into $TMPDIR
 STARTUP_LOG = "startup.log"
+DRAIN_DIR = "drain"  # the graceful-stop protocol's files (handlers/drain.py)
+DRAIN_TIMEOUT = 30.0  # seconds a stop waits for running batches; a capped batch takes a few
+# A worker hands its answers to the frontend just after it frees its lock: let them go out.
+SETTLE_SECONDS = 0.25
 
 
 class ServerError(RuntimeError):
@@ -170,6 +176,7 @@ def _environment(run_dir: Path) -> dict[str, str]:
         METRICS_LOCATION=str(run_dir / "logs"),
         PYTHONUNBUFFERED="1",
     )
+    env[drain.DRAIN_DIR_ENV] = str(run_dir / DRAIN_DIR)
     # Workers must run with this venv's Python and see neither stale nor foreign packages.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("PYTHONPATH", None)
@@ -209,6 +216,7 @@ def start(config: ServerConfig, timeout: float = 300.0) -> Connection:
         raise ServerError(f"no archive for {missing} in {config.model_store}: run `make models`")
     for stale in (run_dir / KEY_FILE, run_dir / STATE_FILE):
         stale.unlink(missing_ok=True)
+    drain.reset(run_dir / DRAIN_DIR)
     shutil.rmtree(run_dir / "logs", ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_file = run_dir / "config.properties"
@@ -255,7 +263,7 @@ def wait_ready(run_dir: Path, models: tuple[str, ...], timeout: float) -> Connec
             raise ServerError(f"TorchServe exited during start-up; see {log_hint(run_dir)}")
         try:
             connection = Connection.from_run_dir(run_dir)
-            statuses = {m: _worker_states(connection, m) for m in models}
+            statuses = {m: worker_states(connection, m) for m in models}
         except (OSError, KeyError, ValueError, requests.RequestException) as exc:
             last = str(exc)
             continue
@@ -265,7 +273,8 @@ def wait_ready(run_dir: Path, models: tuple[str, ...], timeout: float) -> Connec
     raise ServerError(f"models not READY after {timeout:.0f}s ({last}); see {log_hint(run_dir)}")
 
 
-def _worker_states(connection: Connection, model: str) -> list[str]:
+def worker_states(connection: Connection, model: str) -> list[str]:
+    """The status ("READY", ...) of each worker of ``model``."""
     described = connection.model_status(model)
     return [worker["status"] for entry in described for worker in entry.get("workers", [])]
 
@@ -275,11 +284,24 @@ def log_hint(run_dir: Path) -> str:
     return f"{logs / STARTUP_LOG} and {logs / 'model_log.log'}"
 
 
-def stop(run_dir: str | Path = DEFAULT_RUN_DIR, timeout: float = 60.0) -> bool:
-    """Stop the server started from ``run_dir``; True if one was running. Leaves no pid file."""
+def stop(
+    run_dir: str | Path = DEFAULT_RUN_DIR,
+    timeout: float = 60.0,
+    drain_timeout: float = DRAIN_TIMEOUT,
+) -> bool:
+    """Stop the server started from ``run_dir``; True if one was running. Leaves no pid file.
+
+    Drains first: TorchServe's own stop cuts off every request it holds, so the workers are
+    told to refuse new batches (503) and the stop waits until the batches they run are done.
+    """
     run_dir = Path(run_dir).resolve()
     pid = server_pid(run_dir)
     if pid is not None:
+        if not drain_requests(run_dir, drain_timeout):
+            print(
+                f"requests still running after {drain_timeout:.0f}s: stopping anyway",
+                file=sys.stderr,
+            )
         subprocess.run(
             [str(Path(sys.executable).parent / "torchserve"), "--stop"],
             cwd=run_dir,
@@ -288,8 +310,8 @@ def stop(run_dir: str | Path = DEFAULT_RUN_DIR, timeout: float = 60.0) -> bool:
             stderr=subprocess.DEVNULL,
             check=False,
         )
-        # `torchserve --stop` removes the pid file at once, while the server still finishes
-        # the requests in flight: wait for the process itself.
+        # `torchserve --stop` removes the pid file at once, while the process still shuts
+        # down: wait for the process itself.
         deadline = time.monotonic() + timeout
         while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -298,6 +320,44 @@ def stop(run_dir: str | Path = DEFAULT_RUN_DIR, timeout: float = 60.0) -> bool:
     (run_dir / "tmp" / PID_FILE).unlink(missing_ok=True)
     (run_dir / STATE_FILE).unlink(missing_ok=True)
     return pid is not None
+
+
+def drain_requests(run_dir: Path, timeout: float) -> bool:
+    """Let every request the server holds finish, or get its 503, before the server stops.
+    True when that happened within ``timeout`` seconds."""
+    directory = run_dir / DRAIN_DIR
+    drain.begin(directory)
+    deadline = time.monotonic() + timeout
+    drained = (
+        drain.wait_for_batches(directory, deadline)
+        and _queues_empty(run_dir, deadline)
+        and drain.wait_for_batches(directory, deadline)
+    )
+    time.sleep(SETTLE_SECONDS)
+    return drained
+
+
+def _queues_empty(run_dir: Path, deadline: float) -> bool:
+    """Wait until TorchServe's queues are empty: queued requests reach a draining worker,
+    which answers them at once."""
+    try:
+        connection = Connection.from_run_dir(run_dir)
+        models = json.loads((run_dir / STATE_FILE).read_text())["models"]
+    except (OSError, KeyError, ValueError, ServerError):
+        return True  # no state to ask with: nothing to wait for
+    while time.monotonic() < deadline:
+        try:
+            pending = sum(
+                entry.get("jobQueueStatus", {}).get("pendingRequests", 0)
+                for model in models
+                for entry in connection.model_status(model)
+            )
+        except (requests.RequestException, ValueError):
+            return True  # the server no longer answers: nothing left to wait for
+        if pending == 0:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def _main() -> None:

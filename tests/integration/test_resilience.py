@@ -5,6 +5,7 @@ Each test runs its own server (the shared one must not see killed workers or a s
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -16,13 +17,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from serving.server import PID_FILE, alive, server_pid, stop
+from serving.healthcheck import check
+from serving.server import DRAIN_DIR, PID_FILE, alive, server_pid, stop
 
 from .conftest import launch
 
 pytestmark = pytest.mark.integration
 
 LONG_GENERATION = {"prompt": "ROMEO:", "max_new_tokens": 400, "temperature": 1.0, "seed": 7}
+IN_FLIGHT = 80  # two full batches of 32 go to the frozen workers; the rest wait in the queue
 
 
 @pytest.fixture
@@ -31,14 +34,19 @@ def own_server(tiny_model_store: Path, tmp_path: Path, request: pytest.FixtureRe
     yield from launch(tiny_model_store, tmp_path / "server", **overrides)
 
 
+def failure(error: requests.RequestException) -> str:
+    """'timeout'; 'refused' when nothing listened; 'connection' when the server cut us off."""
+    if isinstance(error, requests.Timeout):
+        return "timeout"
+    return "refused" if "refused" in str(error).lower() else "connection"
+
+
 def outcome(send) -> str:
-    """'200', '503', ... for an HTTP answer; 'connection' when the server closed on us."""
+    """'200', '503', ... for an HTTP answer, else what `failure` says."""
     try:
         return str(send().status_code)
-    except requests.ConnectionError:
-        return "connection"
-    except requests.Timeout:
-        return "timeout"
+    except requests.RequestException as error:
+        return failure(error)
 
 
 def fire(count: int, send, workers: int = 64) -> Counter:
@@ -74,53 +82,115 @@ def wait_until_replaced(server, model: str, victims: list[int], timeout: float =
 
 
 def test_killed_worker_fails_only_in_flight_requests_and_is_replaced(own_server):
+    """Requests a dying worker holds get an error answer; the rest are served by its successor.
+
+    The workers are frozen (SIGSTOP) before the requests go out, so the first batches are
+    certainly inside a worker when it is killed: a running tiny model answers in milliseconds,
+    and a kill timed against live traffic can land between batches and prove nothing.
+    """
     victims = worker_pids(own_server, "lm")
     assert victims
-    restarted = threading.Event()
+    for pid in victims:
+        os.kill(pid, signal.SIGSTOP)
 
-    def keep_sending() -> tuple[Counter, Counter]:
-        """Requests back to back until the worker is back: the tiny model answers in
-        milliseconds, so only steady traffic guarantees a batch is in flight at the kill."""
-        before, after = Counter(), Counter()
-        while not restarted.is_set():
-            result = outcome(lambda: own_server.post("lm", json=LONG_GENERATION, timeout=90))
-            (after if restarted.is_set() else before)[result] += 1
-        for _ in range(3):
-            after[outcome(lambda: own_server.post("lm", json=LONG_GENERATION, timeout=90))] += 1
-        return before, after
+    def send() -> str:
+        return outcome(lambda: own_server.post("lm", json=LONG_GENERATION, timeout=90))
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        futures = [pool.submit(keep_sending) for _ in range(8)]
-        time.sleep(2.0)  # traffic flowing
+    with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
+        futures = [pool.submit(send) for _ in range(IN_FLIGHT)]
+        time.sleep(2.0)  # the frontend hands the first batches to the frozen workers
         for pid in victims:
             os.kill(pid, signal.SIGKILL)
         wait_until_replaced(own_server, "lm", victims)
-        restarted.set()
-        during = sum((f.result()[0] for f in futures), Counter())
-        after = sum((f.result()[1] for f in futures), Counter())
+        during = Counter(f.result() for f in futures)
+    assert sum(during.values()) == IN_FLIGHT, "every request sent must get an answer"
     assert during["timeout"] == 0 and during["connection"] == 0, during
-    assert any(code.startswith("5") for code in during), f"in-flight requests: {during}"
-    assert during["200"] > 0, during
-    assert set(after) == {"200"} and after["200"] >= 24, f"after the restart: {after}"
+    assert any(code.startswith("5") for code in during), f"requests in the killed workers: {during}"
+    assert during["200"] > 0, f"queued requests are for the new workers: {during}"
+    assert all(code == "200" or code.startswith("5") for code in during), during
+    after = fire(24, lambda: own_server.post("lm", json=LONG_GENERATION, timeout=90), workers=8)
+    assert after == Counter({"200": 24}), f"after the restart: {after}"
     assert own_server.post("sentiment", json={"text": "unaffected"}).status_code == 200
 
 
-def test_stop_under_load_answers_in_flight_requests_and_leaves_nothing(own_server):
+def freeze(pids: list[int]) -> None:
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+
+
+def thaw(pids: list[int]) -> None:
+    for pid in pids:
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_stop_finishes_a_running_stream_and_refuses_new_work(own_server):
+    """The stream's worker is frozen mid-generation, so the stop certainly begins while the
+    request runs: the stop must wait for it, answer new requests 503 meanwhile, and let the
+    stream end normally."""
+    run_dir = own_server.run_dir
+    pid = server_pid(run_dir)
+    lm_workers = worker_pids(own_server, "lm")
+    body = {**LONG_GENERATION, "max_new_tokens": 1000, "stream": True}
+    reply = own_server.post("lm", json=body, stream=True, timeout=90)
+    lines = reply.iter_lines()
+    first = json.loads(next(line for line in lines if line))
+    freeze(lm_workers)  # about 0.4 s of generation is still ahead of it
+    stopper = threading.Thread(target=stop, args=(run_dir,))
+    try:
+        stopper.start()
+        flag = run_dir / DRAIN_DIR / "draining"
+        deadline = time.monotonic() + 10
+        while not flag.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        refused = own_server.post("sentiment", json={"text": "too late"}, timeout=30)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["field"] == "server" and "stopping" in refused.json()["error"]
+        assert check(run_dir)[0] is False, "the health check must fail while draining"
+        stopper.join(timeout=1.0)
+        assert stopper.is_alive(), "stop must wait for the running stream"
+    finally:
+        thaw(lm_workers)
+    rest = [json.loads(line) for line in lines if line]
+    stopper.join(timeout=90)
+    assert not stopper.is_alive()
+    assert reply.status_code == 200
+    assert rest[-1]["finish_reason"] == "length" and rest[-1]["generated_tokens"] == 1000
+    assert (first["text"] + "".join(chunk["text"] for chunk in rest)).strip()
+    assert not alive(pid), "the server process outlived `stop`"
+    assert not (run_dir / "tmp" / PID_FILE).exists()
+
+
+def test_stop_under_steady_load_loses_no_request(own_server):
+    """Clients send back to back until the server says it is stopping (503) or refuses the
+    connection, as a load balancer would take it out of rotation: every request sent before
+    that gets its full answer, none is cut off or left hanging."""
     run_dir = own_server.run_dir
     pid = server_pid(run_dir)
     assert pid is not None
+    stopping_bodies: list[dict] = []
 
-    def send():
-        return own_server.post("sentiment", json={"text": "steady traffic"}, timeout=60)
+    def client(model: str, body: dict) -> Counter:
+        results = Counter()
+        while True:
+            try:
+                reply = own_server.post(model, json=body, timeout=60)
+            except requests.RequestException as error:
+                results[failure(error)] += 1
+                return results
+            results[str(reply.status_code)] += 1
+            if reply.status_code != 200:
+                stopping_bodies.append(reply.json())
+                return results
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        futures = [pool.submit(outcome, send) for _ in range(200)]
-        time.sleep(0.5)
+        futures = [pool.submit(client, "sentiment", {"text": "steady traffic"}) for _ in range(6)]
+        futures += [pool.submit(client, "lm", LONG_GENERATION) for _ in range(2)]
+        time.sleep(1.0)
         assert stop(run_dir)
-        results = Counter(f.result() for f in futures)
-    assert sum(results.values()) == 200
-    assert results["timeout"] == 0, results
+        results = sum((f.result() for f in futures), Counter())
+    assert set(results) <= {"200", "503", "refused"}, results
     assert results["200"] > 0, results
+    assert all(body["field"] == "server" for body in stopping_bodies), stopping_bodies
     assert server_pid(run_dir) is None
     assert not (run_dir / "tmp" / PID_FILE).exists()
     assert not alive(pid), "the server process outlived `stop`"

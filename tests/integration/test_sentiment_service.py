@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,6 +42,17 @@ def handler_counter(server, name: str) -> float:
     )
 
 
+def counter_reaching(server, name: str, target: float, timeout: float = 15.0) -> float:
+    """The counter once it reaches ``target`` (or its value at ``timeout``): TorchServe reads
+    handler metrics from the worker's log stream, which may trail the answers a little."""
+    deadline = time.monotonic() + timeout
+    value = handler_counter(server, name)
+    while value < target and time.monotonic() < deadline:
+        time.sleep(0.2)
+        value = handler_counter(server, name)
+    return value
+
+
 def assert_same_prediction(served: dict, expected: dict) -> None:
     assert served["label"] == expected["label"]
     assert served["score"] == pytest.approx(expected["score"], abs=1e-5)
@@ -60,8 +72,11 @@ def test_concurrent_answers_equal_one_by_one_and_batches_form(
     assert [r.status_code for r in replies] == [200] * len(dev_sentences)
     for sentence, reply in zip(dev_sentences, replies, strict=True):
         assert_same_prediction(reply.json(), local_predictor.predict([sentence])[0])
+    handled = (
+        counter_reaching(server, "HandlerBatchRequests", requests_before + len(dev_sentences))
+        - requests_before
+    )
     batches = handler_counter(server, "HandlerBatches") - batches_before
-    handled = handler_counter(server, "HandlerBatchRequests") - requests_before
     assert handled == len(dev_sentences)
     assert batches < handled, "16 concurrent clients should have been served in batches > 1"
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from handlers import drain
 from handlers.base import BatchHandler
 from handlers.schema import Field, RequestError, validate
 
@@ -102,3 +103,15 @@ def test_broken_metrics_never_break_answers(handler):
 
     context.add_metric = explode
     assert handler.handle([{"body": {"text": "a"}}], context) == [{"echo": "a"}]
+
+
+def test_a_draining_server_answers_503_without_running_the_batch(tmp_path, monkeypatch):
+    monkeypatch.setenv(drain.DRAIN_DIR_ENV, str(tmp_path))
+    handler = EchoHandler()
+    handler.initialize(FakeContext(0))
+    drain.begin(tmp_path)
+    answers, context = run(handler, [{"text": "a"}, {"text": "b"}])
+    assert context.statuses == {0: (503, "Service Unavailable"), 1: (503, "Service Unavailable")}
+    assert all(answer["field"] == "server" for answer in answers)
+    assert handler.batches == []
+    assert context.counters["HandlerBadRequests"] == 0

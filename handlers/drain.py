@@ -1,0 +1,98 @@
+"""Graceful stop, which TorchServe lacks: its stop closes every connection at once
+(pytorch/serve#2008), so a request inside a worker is cut off mid-answer.
+
+The protocol is two kinds of file in one folder shared by the stopper and the workers:
+
+- a flag, ``draining``: once it exists, a worker answers each batch it has not begun with a
+  503 "stopping" instead of starting the work, so clients learn to go elsewhere;
+- a lock file per worker, held (``flock``) while that worker works on a batch: when the
+  stopper has taken every lock once after raising the flag, every batch begun before the flag
+  is finished, and the server can be stopped without cutting one off.
+
+A worker checks the flag only after taking its lock, so no batch slips between the two.
+Pure Python and free of TorchServe: handlers use `DrainGate`, `serving.server` uses `drain`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+DRAIN_DIR_ENV = "RNN_SERVE_DRAIN_DIR"  # set by serving.server for TorchServe and its workers
+FLAG = "draining"
+LOCK_GLOB = "worker-*.lock"
+
+
+class DrainGate:
+    """A worker's side: hold the lock while a batch runs, and say whether to refuse it."""
+
+    def __init__(self, directory: str | Path | None) -> None:
+        self._flag: Path | None = None
+        self._lock_fd: int | None = None
+        if directory:
+            directory = Path(directory)
+            directory.mkdir(parents=True, exist_ok=True)
+            self._flag = directory / FLAG
+            lock = directory / LOCK_GLOB.replace("*", str(os.getpid()))
+            self._lock_fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+
+    @classmethod
+    def from_environment(cls) -> DrainGate:
+        """The gate of the server this worker belongs to; a no-op outside `serving.server`."""
+        return cls(os.environ.get(DRAIN_DIR_ENV))
+
+    @contextmanager
+    def batch(self) -> Iterator[bool]:
+        """Hold this worker's lock for the batch; yields True when the server is draining."""
+        if self._lock_fd is None or self._flag is None:
+            yield False
+            return
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield self._flag.exists()
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+
+def begin(directory: Path) -> None:
+    """Raise the flag: from now on no worker begins another batch."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / FLAG).touch()
+
+
+def is_draining(directory: Path) -> bool:
+    return (directory / FLAG).exists()
+
+
+def reset(directory: Path) -> None:
+    """Forget a previous server's flag and lock files (a new server starts serving)."""
+    if directory.is_dir():
+        for leftover in [directory / FLAG, *directory.glob(LOCK_GLOB)]:
+            leftover.unlink(missing_ok=True)
+
+
+def wait_for_batches(directory: Path, deadline: float) -> bool:
+    """Take every worker's lock once: True when each batch running at the call has ended
+    (False if one was still running at ``deadline``, a `time.monotonic()` value)."""
+    for lock in sorted(directory.glob(LOCK_GLOB)):
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except FileNotFoundError:
+            continue
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        return False
+                    time.sleep(0.02)
+        finally:
+            os.close(fd)
+    return True
