@@ -111,6 +111,47 @@ def test_serving_packages_cover_every_import_of_the_served_code():
         assert names & installed, f"{module} (imported by {files}) is not in the image"
 
 
+def test_the_final_stage_copies_every_module_its_entrypoint_imports():
+    """The final stage copies only some of our code (the archives carry the rest): a module the
+    entrypoint or health check imports but the stage lacks would only fail in a built image."""
+    copied = [
+        shlex.split(rest)[:-1]
+        for word, rest in final_stage(ROOT / "Dockerfile")
+        if word == "COPY" and not rest.startswith("--")
+    ]
+    sources = [source.rstrip("/") for sources in copied for source in sources]
+    for module in local_import_closure(["serving/entrypoint.py", "serving/healthcheck.py"]):
+        assert any(module == s or module.startswith(f"{s}/") for s in sources), (
+            f"{module} is imported by the container's entrypoint but not copied into the image"
+        )
+
+
+def local_import_closure(files: list[str]) -> set[str]:
+    """Our own source files that ``files`` import, directly or not (packages' __init__ too)."""
+    todo, seen = list(files), set()
+    while todo:
+        name = todo.pop()
+        if name in seen or not (ROOT / name).exists():
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((ROOT / name).read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            for module in modules:
+                if module.split(".")[0] in LOCAL_PACKAGES:
+                    path = module.replace(".", "/")
+                    todo += [
+                        f"{path}.py",
+                        f"{path}/__init__.py",
+                        f"{path.split('/')[0]}/__init__.py",
+                    ]
+    return seen
+
+
 def third_party_imports(files: list[str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for name in files:
