@@ -15,7 +15,6 @@ events.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,9 +24,9 @@ from handlers import drain
 from serving.entrypoint import run_dir_from_env
 from serving.server import (
     DRAIN_DIR,
-    STATE_FILE,
     Connection,
     ServerError,
+    served_models,
     server_pid,
     worker_states,
 )
@@ -42,8 +41,7 @@ def check(run_dir: Path) -> tuple[bool, str]:
         return False, "draining for a stop: new requests get 503"
     try:
         connection = Connection.from_run_dir(run_dir)
-        models = json.loads((run_dir / STATE_FILE).read_text())["models"]
-        workers = {model: worker_states(connection, model) for model in models}
+        workers = {model: worker_states(connection, model) for model in served_models(run_dir)}
     except (OSError, KeyError, ValueError, ServerError, requests.RequestException) as exc:
         return False, f"management API did not answer: {exc}"
     report = ", ".join(

@@ -273,6 +273,11 @@ def wait_ready(run_dir: Path, models: tuple[str, ...], timeout: float) -> Connec
     raise ServerError(f"models not READY after {timeout:.0f}s ({last}); see {log_hint(run_dir)}")
 
 
+def served_models(run_dir: Path) -> list[str]:
+    """The models the server in ``run_dir`` was started with (from its state file)."""
+    return json.loads((Path(run_dir) / STATE_FILE).read_text())["models"]
+
+
 def worker_states(connection: Connection, model: str) -> list[str]:
     """The status ("READY", ...) of each worker of ``model``."""
     described = connection.model_status(model)
@@ -342,7 +347,7 @@ def _queues_empty(run_dir: Path, deadline: float) -> bool:
     which answers them at once."""
     try:
         connection = Connection.from_run_dir(run_dir)
-        models = json.loads((run_dir / STATE_FILE).read_text())["models"]
+        models = served_models(run_dir)
     except (OSError, KeyError, ValueError, ServerError):
         return True  # no state to ask with: nothing to wait for
     while time.monotonic() < deadline:

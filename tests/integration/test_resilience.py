@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from handlers import drain
 from serving.healthcheck import check
 from serving.server import DRAIN_DIR, PID_FILE, alive, server_pid, stop
 
@@ -81,6 +82,16 @@ def wait_until_replaced(server, model: str, victims: list[int], timeout: float =
     raise AssertionError(f"{model} workers not replaced and READY after {timeout}s")
 
 
+def freeze(pids: list[int]) -> None:
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+
+
+def thaw(pids: list[int]) -> None:
+    for pid in pids:
+        os.kill(pid, signal.SIGCONT)
+
+
 def test_killed_worker_fails_only_in_flight_requests_and_is_replaced(own_server):
     """Requests a dying worker holds get an error answer; the rest are served by its successor.
 
@@ -90,8 +101,7 @@ def test_killed_worker_fails_only_in_flight_requests_and_is_replaced(own_server)
     """
     victims = worker_pids(own_server, "lm")
     assert victims
-    for pid in victims:
-        os.kill(pid, signal.SIGSTOP)
+    freeze(victims)
 
     def send() -> str:
         return outcome(lambda: own_server.post("lm", json=LONG_GENERATION, timeout=90))
@@ -113,16 +123,6 @@ def test_killed_worker_fails_only_in_flight_requests_and_is_replaced(own_server)
     assert own_server.post("sentiment", json={"text": "unaffected"}).status_code == 200
 
 
-def freeze(pids: list[int]) -> None:
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
-
-
-def thaw(pids: list[int]) -> None:
-    for pid in pids:
-        os.kill(pid, signal.SIGCONT)
-
-
 def test_stop_finishes_a_running_stream_and_refuses_new_work(own_server):
     """The stream's worker is frozen mid-generation, so the stop certainly begins while the
     request runs: the stop must wait for it, answer new requests 503 meanwhile, and let the
@@ -138,9 +138,8 @@ def test_stop_finishes_a_running_stream_and_refuses_new_work(own_server):
     stopper = threading.Thread(target=stop, args=(run_dir,))
     try:
         stopper.start()
-        flag = run_dir / DRAIN_DIR / "draining"
         deadline = time.monotonic() + 10
-        while not flag.exists() and time.monotonic() < deadline:
+        while not drain.is_draining(run_dir / DRAIN_DIR) and time.monotonic() < deadline:
             time.sleep(0.05)
         refused = own_server.post("sentiment", json={"text": "too late"}, timeout=30)
         assert refused.status_code == 503, refused.text
