@@ -14,6 +14,7 @@ MANAGEMENT_PORT ?= 8081
 METRICS_PORT ?= 8082
 MODEL_STORE ?= model_store
 PROFILE ?= default
+MINUTES ?= 3
 PYTEST_ARGS ?=
 USERS ?= 32
 SPAWN_RATE ?= 8
@@ -21,7 +22,7 @@ DURATION ?= 60s
 SCENARIO ?= mixed
 WEIGHTS ?=
 
-.PHONY: help setup models serve stop status loadtest bench test lint format clean
+.PHONY: help setup models lm-sweep serve stop status loadtest bench test lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,6 +46,10 @@ $(MODEL_STORE)/%.mar: artifacts/%/weights.pt serving/%-config.yaml
 	$(PY) -m training.archive $* --artifact artifacts/$* --export $(MODEL_STORE)
 
 models: $(MODEL_STORE)/sentiment.mar $(MODEL_STORE)/lm.mar ## train and archive the default models where missing
+	@$(PY) -m training.summary artifacts
+
+lm-sweep: $(VENV)/.installed ## compare LM tokenizers at equal CPU minutes (MINUTES each); runs/lm-sweep/
+	$(PY) -m training.lm_sweep --minutes $(MINUTES) --out runs/lm-sweep
 
 serve: models ## set up, train if needed, start TorchServe on $(HOST) and wait until every model is READY
 	$(PY) -m serving.server start --auth $(AUTH) --host $(HOST) --model-store $(MODEL_STORE) \

@@ -1,7 +1,8 @@
 """The on-disk form of a trained model: the unit that training writes and serving reads.
 
 An artifact is a folder holding ``config.json`` (what kind of model, its hyper-parameters,
-its labels and measured quality), ``weights.pt`` (a state dict) and ``tokenizer.model``.
+its labels and measured quality), ``weights.pt`` (a state dict) and ``tokenizer.model`` (a
+sentencepiece model, or a `models.text.WordTokenizer` vocabulary as JSON).
 The same folder is what a TorchServe archive unpacks to, so a model can be loaded
 identically in a notebook, a benchmark or a handler.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 import torch
 
+from models.text import WordTokenizer, is_word_vocabulary
 from models.tokenizer import Tokenizer
 
 CONFIG_FILE = "config.json"
@@ -31,7 +33,7 @@ class Artifact:
     kind: str
     model: dict[str, Any]
     state_dict: dict[str, torch.Tensor]
-    tokenizer: Tokenizer
+    tokenizer: Tokenizer | WordTokenizer
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -59,7 +61,9 @@ def load_artifact(directory: str | Path) -> Artifact:
     directory = Path(directory)
     config = json.loads((directory / CONFIG_FILE).read_text())
     state_dict = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-    tokenizer = Tokenizer(directory / TOKENIZER_FILE, lowercase=config.pop("lowercase", False))
+    lowercase = config.pop("lowercase", False)
+    path = directory / TOKENIZER_FILE
+    tokenizer = WordTokenizer.load(path) if is_word_vocabulary(path) else Tokenizer(path, lowercase)
     return Artifact(
         kind=config.pop("kind"),
         model=config.pop("model"),

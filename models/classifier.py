@@ -24,9 +24,10 @@ from models.tokenizer import Tokenizer
 LABELS = ("negative", "positive")
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 # "last": final hidden state of each direction (the textbook readout); "max"/"mean": over time
-# of the top layer's outputs; "max_last": max and last concatenated (max-pooling keeps a strong
-# cue from anywhere in a long sentence, which the last state tends to forget).
-POOLINGS = ("last", "max", "mean", "max_last")
+# of the top layer's outputs; "max_last" / "max_mean": max and last (or mean) concatenated
+# (max-pooling keeps a strong cue from anywhere in a long sentence, which the last state tends
+# to forget).
+POOLINGS = ("last", "max", "mean", "max_last", "max_mean")
 # Serving accepts 2,000 characters; SST-2's longest sentence is ~60 tokens. The cap bounds the
 # cost of one hostile request without touching any real review.
 MAX_TOKENS = 512
@@ -79,7 +80,7 @@ class RecurrentClassifier(nn.Module):
         )
         self.directions = 2 if config.bidirectional else 1
         width = config.hidden_dim * self.directions
-        features = width * (2 if config.pooling == "max_last" else 1)
+        features = width * (2 if config.pooling in ("max_last", "max_mean") else 1)
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(features, config.num_classes)
 
@@ -104,11 +105,11 @@ class RecurrentClassifier(nn.Module):
                 outputs, _ = pad_packed_sequence(outputs, batch_first=True)
             steps = torch.arange(outputs.shape[1], device=outputs.device)
             valid = (steps[None, :] < lengths.to(outputs.device)[:, None]).unsqueeze(-1)
-            if self.config.pooling == "mean":
+            if self.config.pooling != "mean":
+                pieces.append(outputs.masked_fill(~valid, float("-inf")).amax(dim=1))
+            if self.config.pooling in ("mean", "max_mean"):
                 summed = outputs.masked_fill(~valid, 0.0).sum(dim=1)
                 pieces.append(summed / lengths.to(outputs.device, outputs.dtype)[:, None])
-            else:
-                pieces.append(outputs.masked_fill(~valid, float("-inf")).amax(dim=1))
         return self.output(self.dropout(torch.cat(pieces, dim=-1)))
 
 

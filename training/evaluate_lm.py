@@ -30,7 +30,7 @@ from torch import nn
 from models.artifact import load_artifact
 from models.language_model import DecodeStep, LMConfig, RecurrentLM, zero_state
 from models.tokenizer import Tokenizer
-from training.train_lm import EVAL_STREAMS, evaluate_nll, stream_batches
+from training.lm_scoring import EVAL_STREAMS, evaluate_nll, stream_batches
 
 Scorer = RecurrentLM | DecodeStep
 
@@ -65,12 +65,12 @@ def step_nll(step: DecodeStep, ids: torch.Tensor, streams: int) -> tuple[float, 
     return total + leftover * math.log(step.config.vocab_size), torch.stack(predictions, 1)
 
 
-def score_text(model: Scorer, tokenizer: Tokenizer, text: str, bptt: int = 256) -> dict[str, Any]:
+def score_text(model: Scorer, tokenizer: Tokenizer, text: str) -> dict[str, Any]:
     ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
     if isinstance(model, DecodeStep):
         nll = step_nll(model, ids, EVAL_STREAMS)[0]
     else:
-        nll = evaluate_nll(model, ids, EVAL_STREAMS, bptt)
+        nll = evaluate_nll(model, ids)
     return _scores(nll, ids.numel(), len(text))
 
 

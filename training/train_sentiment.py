@@ -1,34 +1,29 @@
-"""Train the sentiment classifier and write its artifact folder (plus metrics.json).
+"""Train the sentiment classifier (a bidirectional LSTM) and write its artifact folder.
 
-    python -m training.train_sentiment --source sst2_glue_phrases --out artifacts/sentiment
-    python -m training.train_sentiment --profile tiny --out /tmp/tiny-sentiment   # seconds
+    python -m training.train_sentiment --out artifacts/sentiment         # the default recipe
+    python -m training.train_sentiment --teacher-epochs 0 --out /tmp/s   # without the teacher
+    python -m training.train_sentiment --profile tiny --out /tmp/tiny    # seconds, for tests
 
-A sentencepiece tokenizer is trained on the training texts, a recurrent classifier on the
-training split; the dev split of the SAME source is scored after every epoch and the epoch
-with the best dev accuracy is the one saved. Metrics (dev accuracy, 2x2 confusion matrix,
-per-epoch history) go to ``<out>/metrics.json`` and into the artifact's config.json.
-
-How the defaults below were chosen (dev accuracy, 872 sentences; one dev point = 0.11%, and
-seed-to-seed spread of one setting was about +-1.3 points, so single runs decide little):
-- Source: the 67k GLUE phrases beat the 6,920 whole sentences by ~5 points (83-86% vs
-  78-80% over 2 seeds x 4 settings): every phrase of a parse tree carries its own label.
-- Tokenizer: unigram with --vocab-size 16000 (capped by sentencepiece at ~12.6k pieces, about
-  word level) was ahead of 8000 and 4000 and of BPE 8000.
-- Word + embedding dropout helped (~1.5 points); 1e-3 learning rate, a 1-layer LSTM, hidden
-  128 or 256, GRU, EMA of weights, label smoothing, weight decay and 3 or 6 epochs did not.
-The sweep ran on a GPU (2-5 seeds per setting); the default was then confirmed on 2 CPU cores.
+The default student reads PTB-style words (`models.text`) starting from GloVe 6B 50d vectors,
+and learns from the 67k GLUE training phrases with their gold labels and from a teacher: a
+small pretrained encoder (all-MiniLM-L6-v2) fine-tuned on the 6,920 training sentences, whose
+logits on the phrases and on perturbed copies of the sentences the student imitates (Tang et
+al. 2019). The teacher and the vectors are training-time dependencies: the archive holds the
+BiLSTM, its vocabulary and the embedding rows of that vocabulary. The dev split of the same
+source is scored after every epoch and the best epoch is the one saved; SST-2's test split is
+never read. Metrics (dev accuracy, confusion matrix, per-epoch history, the teacher's own dev
+accuracy) go to ``<out>/metrics.json`` and into the artifact's config.json. The recipe was
+chosen on dev by means of seeds (README, "Models and their measured quality").
 """
 
 from __future__ import annotations
 
-import argparse
-import copy
 import json
 import math
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,44 +33,25 @@ from tqdm import tqdm
 
 from models.artifact import save_artifact
 from models.classifier import CELLS, POOLINGS, ClassifierConfig, RecurrentClassifier, pad_batch
-from models.tokenizer import Tokenizer
+from training import cli
+from training.checkpoint import BestCheckpoint
 from training.data import LABELS, load_sentiment
-from training.tokenizer import train_tokenizer
+from training.schedule import SHAPES, lr_factor
+from training.sentiment_inputs import Reader, TransferSet, make_reader, teacher_transfer_set
 
-# Defaults: the chosen configuration (plain values; every one has a command-line flag).
-SOURCE = "sst2_glue_phrases"
-OUT = "artifacts/sentiment"
-SEED = 13
-VOCAB_SIZE = 16000
-TOKENIZER_TYPE = "unigram"
-EMBED_DIM = 128
-HIDDEN_DIM = 192
-NUM_LAYERS = 2
-BIDIRECTIONAL = True
-CELL = "lstm"
-POOLING = "max_last"
-DROPOUT = 0.4
-EMBED_DROPOUT = 0.2
-WORD_DROPOUT = 0.1  # share of training tokens replaced by the (zero) pad embedding
-EPOCHS = 4
-BATCH_SIZE = 128
-LR = 2e-3
-LR_SCHEDULE = "cosine"  # "cosine" (to 0 over all steps) or "constant"
-LR_SCHEDULES = ("cosine", "constant")
-WEIGHT_DECAY = 0.0
-LABEL_SMOOTHING = 0.0
-CLIP_NORM = 1.0
-EMA_DECAY = 0.0  # > 0 evaluates and saves an exponential moving average of the weights
 MAX_TOKENS = 128  # training texts are cut to this many tokens (SST-2 has none longer)
 BUCKET_BATCHES = 50  # batches whose texts are sorted by length together (less padding)
+TOKENIZERS = ("words", "unigram", "bpe")
 
-# Named settings that replace the defaults above before flags are applied.
+# Named settings that replace the defaults below before flags are applied.
 PROFILES: dict[str, dict[str, Any]] = {
     "default": {},
-    # Seconds on one core: for tests and `make models PROFILE=tiny`; learns little.
+    # Seconds on one core: for tests and `make models PROFILE=tiny`; learns little. It reads
+    # words with GloVe rows like the default; the teacher has tests of its own.
     "tiny": dict(
-        vocab_size=500,
-        embed_dim=16,
+        extra_words=500,
+        teacher_epochs=0.0,
+        augment_copies=0,
         hidden_dim=16,
         num_layers=1,
         epochs=2,
@@ -93,29 +69,36 @@ PROFILES: dict[str, dict[str, Any]] = {
 class TrainOptions:
     """Everything one training run depends on; saved into the artifact's config."""
 
-    source: str = SOURCE
-    out: str = OUT
-    seed: int = SEED
-    vocab_size: int = VOCAB_SIZE
-    tokenizer_type: str = TOKENIZER_TYPE
-    embed_dim: int = EMBED_DIM
-    hidden_dim: int = HIDDEN_DIM
-    num_layers: int = NUM_LAYERS
-    bidirectional: bool = BIDIRECTIONAL
-    cell: str = CELL
-    pooling: str = POOLING
-    dropout: float = DROPOUT
-    embed_dropout: float = EMBED_DROPOUT
-    word_dropout: float = WORD_DROPOUT
-    epochs: int = EPOCHS
-    batch_size: int = BATCH_SIZE
-    lr: float = LR
-    lr_schedule: str = LR_SCHEDULE
-    weight_decay: float = WEIGHT_DECAY
-    label_smoothing: float = LABEL_SMOOTHING
-    clip_norm: float = CLIP_NORM
-    ema_decay: float = EMA_DECAY
-    max_tokens: int = MAX_TOKENS
+    source: str = "sst2_glue_phrases"
+    out: str = "artifacts/sentiment"
+    seed: int = 13
+    tokenizer: str = "words"  # words (PTB, GloVe-ready) or a sentencepiece type
+    vocab_size: int = 16000  # sentencepiece only
+    pretrained: str = "glove"  # glove or none (words only)
+    extra_words: int = 20000  # most frequent GloVe words added to the training words
+    embed_dim: int = 50
+    embed_lr: float = 0.3  # embedding learning rate as a share of lr (pretrained rows move less)
+    hidden_dim: int = 192
+    num_layers: int = 2
+    bidirectional: bool = True
+    cell: str = "lstm"
+    pooling: str = "max_mean"
+    dropout: float = 0.4
+    embed_dropout: float = 0.2
+    word_dropout: float = 0.1  # share of training tokens replaced by the (zero) pad embedding
+    teacher_source: str = "sst2"  # the sentences the teacher is fine-tuned on
+    teacher_epochs: float = 1.0  # 0 trains without a teacher
+    teacher_lr: float = 5e-5
+    teacher_cache: str | None = None  # a folder keeping teacher logits between runs
+    augment_copies: int = 3  # perturbed copies of each training sentence, teacher-labelled
+    distill_weight: float = 0.5  # share of the loss that imitates the teacher's logits
+    epochs: int = 3
+    batch_size: int = 64
+    lr: float = 2e-3
+    schedule: str = "cosine"
+    warmup: int = 0
+    weight_decay: float = 0.0
+    clip_norm: float = 1.0
     max_train: int | None = None  # use only the first N training rows (tests, quick checks)
     threads: int | None = None  # torch threads; None keeps torch's default
     device: str = "cpu"
@@ -123,24 +106,24 @@ class TrainOptions:
     profile: str = "default"
 
 
-FLAG_TYPES = {"int": int, "int | None": int, "float": float, "str": str}
-
-
 def parse_options(argv: Sequence[str] | None = None) -> TrainOptions:
-    """Defaults, then the profile's settings, then any flag given on the command line."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="default")
-    for item in fields(TrainOptions):
-        if item.name == "profile":
-            continue
-        flag = "--" + item.name.replace("_", "-")
-        if item.type == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        else:
-            parser.add_argument(flag, type=FLAG_TYPES[str(item.type)], default=None)
-    args = vars(parser.parse_args(argv))
-    options = replace(TrainOptions(profile=args["profile"]), **PROFILES[args.pop("profile")])
-    return replace(options, **{k: v for k, v in args.items() if v is not None})
+    return cli.parse_options(TrainOptions(), PROFILES, argv, __doc__)
+
+
+def check_options(options: TrainOptions) -> None:
+    """Fail on a misspelt choice before minutes of data loading and tokenizer training."""
+    choices = {
+        "cell": (options.cell, tuple(CELLS)),
+        "pooling": (options.pooling, POOLINGS),
+        "schedule": (options.schedule, SHAPES),
+        "tokenizer": (options.tokenizer, TOKENIZERS),
+        "pretrained": (options.pretrained, ("glove", "none")),
+    }
+    for name, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ValueError(f"{name} must be one of {sorted(allowed)}, not {value!r}")
+    if options.pretrained == "glove" and options.tokenizer != "words":
+        raise ValueError("pretrained glove vectors need --tokenizer words")
 
 
 def batch_order(
@@ -167,15 +150,11 @@ def batch_order(
 
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module,
-    rows: list[list[int]],
-    labels: list[int],
-    pad_id: int,
-    device: torch.device,
-    batch_size: int = 256,
+    model: nn.Module, rows: list[list[int]], labels: list[int], pad_id: int, batch_size: int = 256
 ) -> dict[str, Any]:
     """Accuracy, mean loss and the confusion matrix (rows: true label, columns: predicted)."""
     model.eval()
+    device = next(model.parameters()).device
     classes = len(LABELS)
     confusion = torch.zeros(classes, classes, dtype=torch.int64)
     total_loss = 0.0
@@ -197,7 +176,7 @@ def evaluate(
 
 def drop_words(ids: torch.Tensor, lengths: torch.Tensor, rate: float, pad_id: int) -> torch.Tensor:
     """Replace a random share of real tokens by the pad id (a zero embedding): the model must
-    not lean on any single word, which matters when training from scratch on 67k phrases."""
+    not lean on any single word."""
     if rate <= 0:
         return ids
     steps = torch.arange(ids.shape[1])[None, :]
@@ -205,24 +184,23 @@ def drop_words(ids: torch.Tensor, lengths: torch.Tensor, rate: float, pad_id: in
     return ids.masked_fill(drop, pad_id)
 
 
-def learning_rate_factor(schedule: str, total_steps: int):
-    if schedule == "constant":
-        return lambda step: 1.0
-    if schedule == "cosine":
-        return lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step / total_steps, 1.0)))
-    raise ValueError(f"unknown lr schedule {schedule!r}")
-
-
-def check_options(options: TrainOptions) -> None:
-    """Fail on a misspelt choice before minutes of data loading and tokenizer training."""
-    if options.cell not in CELLS:
-        raise ValueError(f"cell must be one of {sorted(CELLS)}, not {options.cell!r}")
-    if options.pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}, not {options.pooling!r}")
-    if options.lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr schedule must be one of {LR_SCHEDULES}, not {options.lr_schedule!r}")
-    if options.tokenizer_type not in ("unigram", "bpe"):
-        raise ValueError(f"tokenizer type must be unigram or bpe, not {options.tokenizer_type!r}")
+def distillation_loss(
+    logits: torch.Tensor, gold: torch.Tensor, soft: torch.Tensor, weight: float
+) -> torch.Tensor:
+    """Cross-entropy on gold labels mixed with squared error to the teacher's logits (Tang et
+    al.'s choice: logits keep the teacher's confidence, which softmax targets flatten). A row
+    with only one kind of target learns from that one alone. ``gold`` -1 and ``soft`` NaN mark
+    missing targets."""
+    has_gold = gold >= 0
+    has_soft = ~torch.isnan(soft[:, 0])
+    hard = nn.functional.cross_entropy(logits, gold.clamp(min=0), reduction="none")
+    imitate = (logits - soft.nan_to_num()).pow(2).mean(dim=1)
+    mixed = torch.where(
+        has_gold & has_soft,
+        (1 - weight) * hard + weight * imitate,
+        torch.where(has_gold, hard, imitate),
+    )
+    return mixed.mean()
 
 
 def train(options: TrainOptions) -> dict[str, Any]:
@@ -232,87 +210,69 @@ def train(options: TrainOptions) -> dict[str, Any]:
     if options.threads:
         torch.set_num_threads(options.threads)
     torch.manual_seed(options.seed)
-    device = torch.device(options.device)
     out = Path(options.out)
-
     data = load_sentiment(options.source)
     train_split = data["train"]
     if options.max_train:
         train_split = train_split.select(range(min(options.max_train, len(train_split))))
+    phrases, dev = list(train_split["sentence"]), data["dev"]
     with tempfile.TemporaryDirectory(prefix="sentiment-tok-") as scratch:
-        tokenizer_file = train_tokenizer(
-            train_split["sentence"],
-            Path(scratch) / "tokenizer",
-            options.vocab_size,
-            model_type=options.tokenizer_type,
-        )
-        tokenizer = Tokenizer(tokenizer_file, lowercase=True)
-        config, state, metrics = _fit(options, tokenizer, train_split, data["dev"], device, started)
+        reader = make_reader(options, phrases, Path(scratch))
+        transfer = None
+        if options.teacher_epochs > 0:
+            teacher_data = load_sentiment(options.teacher_source)["train"]
+            transfer = teacher_transfer_set(
+                options,
+                reader,
+                phrases,
+                teacher_data["sentence"],
+                teacher_data["label"],
+                dev["sentence"],
+            )
+        config, state, metrics = _fit(options, reader, train_split, dev, transfer)
+        metrics["seconds"] = round(time.perf_counter() - started, 1)
         save_artifact(
             out,
             kind="sentiment",
             model_config=asdict(config),
             state_dict=state,
-            tokenizer_file=tokenizer_file,
+            tokenizer_file=reader.file,
             lowercase=True,
             labels=list(LABELS),
             metrics=metrics,
             training=asdict(options),
         )
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    print(summary(metrics))
     return metrics
 
 
 def _fit(
     options: TrainOptions,
-    tokenizer: Tokenizer,
+    reader: Reader,
     train_split: Any,
     dev_split: Any,
-    device: torch.device,
-    started: float,
+    transfer: TransferSet | None,
 ) -> tuple[ClassifierConfig, dict[str, torch.Tensor], dict[str, Any]]:
     """The training loop proper: returns the best epoch's config, weights and metrics."""
+    tokenizer = reader.tokenizer
     pad = tokenizer.pad_id
-    train_rows = [r[: options.max_tokens] for r in tokenizer.encode_batch(train_split["sentence"])]
-    train_labels = list(train_split["label"])
+    rows = [r[:MAX_TOKENS] for r in tokenizer.encode_batch(train_split["sentence"])]
+    gold = list(train_split["label"])
+    soft = torch.full((len(rows), 2), float("nan"))
+    if transfer is not None:
+        rows += [r[:MAX_TOKENS] for r in transfer.extra_rows]
+        gold += [-1] * len(transfer.extra_rows)
+        soft = transfer.logits
+    gold_t = torch.tensor(gold)
     dev_rows = tokenizer.encode_batch(dev_split["sentence"])
     dev_labels = list(dev_split["label"])
-
-    config = ClassifierConfig(
-        vocab_size=tokenizer.vocab_size,
-        embed_dim=options.embed_dim,
-        hidden_dim=options.hidden_dim,
-        num_layers=options.num_layers,
-        bidirectional=options.bidirectional,
-        dropout=options.dropout,
-        embed_dropout=options.embed_dropout,
-        cell=options.cell,
-        num_classes=len(LABELS),
-        pad_id=pad,
-        pooling=options.pooling,
-    )
-    model = RecurrentClassifier(config).to(device)
-    averaged = (
-        torch.optim.swa_utils.AveragedModel(
-            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(options.ema_decay)
-        )
-        if options.ema_decay > 0
-        else None
-    )
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=options.lr, weight_decay=options.weight_decay
-    )
+    model, config = _build_model(options, reader)
+    optimizer = _optimizer(model, options)
     generator = torch.Generator().manual_seed(options.seed)
-    lengths = [len(r) for r in train_rows]
-    steps_per_epoch = math.ceil(len(train_rows) / options.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, learning_rate_factor(options.lr_schedule, steps_per_epoch * options.epochs)
-    )
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=options.label_smoothing)
-
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"accuracy": -1.0}
-    best_state: dict[str, torch.Tensor] = {}
+    lengths = [len(r) for r in rows]
+    total_steps = math.ceil(len(rows) / options.batch_size) * options.epochs
+    best, history, step = BestCheckpoint(), [], 0
     for epoch in range(1, options.epochs + 1):
         epoch_start = time.perf_counter()
         model.train()
@@ -325,23 +285,23 @@ def _fit(
             mininterval=1.0,
         )
         for batch in bar:
-            ids, batch_lengths = pad_batch([train_rows[i] for i in batch], pad)
+            factor = lr_factor(step, step / total_steps, options.warmup, options.schedule)
+            for group in optimizer.param_groups:
+                group["lr"] = group["base_lr"] * factor
+            ids, batch_lengths = pad_batch([rows[i] for i in batch], pad)
             ids = drop_words(ids, batch_lengths, options.word_dropout, pad)
-            target = torch.tensor([train_labels[i] for i in batch], device=device)
-            loss = loss_fn(model(ids.to(device), batch_lengths), target)
+            logits = model(ids.to(options.device), batch_lengths).float().cpu()
+            loss = distillation_loss(logits, gold_t[batch], soft[batch], options.distill_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if options.clip_norm > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), options.clip_norm)
             optimizer.step()
-            scheduler.step()
-            if averaged is not None:
-                averaged.update_parameters(model)
+            step += 1
             total += loss.item() * len(batch)
             seen += len(batch)
             bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
-        scored = averaged.module if averaged is not None else model
-        dev = evaluate(scored, dev_rows, dev_labels, pad, device)
+        dev = evaluate(model, dev_rows, dev_labels, pad)
         record = {
             "epoch": epoch,
             "train_loss": total / max(seen, 1),
@@ -355,36 +315,81 @@ def _fit(
                 f"epoch {epoch}: train loss {record['train_loss']:.4f}, dev loss "
                 f"{dev['loss']:.4f}, dev accuracy {dev['accuracy']:.4f} ({record['seconds']} s)"
             )
-        if dev["accuracy"] > best["accuracy"]:
-            best = {**dev, "epoch": epoch}
-            best_state = copy.deepcopy({k: v.cpu() for k, v in scored.state_dict().items()})
+        best.offer(model, dev["accuracy"], {**dev, "epoch": epoch})
+    metrics = _metrics(options, best, history, rows, dev_rows, reader, transfer, dev_labels)
+    metrics["parameters"] = sum(p.numel() for p in model.parameters())
+    return config, best.state_dict, metrics
 
-    metrics = {
+
+def _build_model(options: TrainOptions, reader: Reader) -> tuple[RecurrentClassifier, Any]:
+    config = ClassifierConfig(
+        vocab_size=reader.tokenizer.vocab_size,
+        embed_dim=options.embed_dim,
+        hidden_dim=options.hidden_dim,
+        num_layers=options.num_layers,
+        bidirectional=options.bidirectional,
+        dropout=options.dropout,
+        embed_dropout=options.embed_dropout,
+        cell=options.cell,
+        num_classes=len(LABELS),
+        pad_id=reader.tokenizer.pad_id,
+        pooling=options.pooling,
+    )
+    model = RecurrentClassifier(config)
+    if reader.embeddings is not None:
+        with torch.no_grad():
+            model.embedding.weight.copy_(reader.embeddings)
+    return model.to(options.device), config
+
+
+def _optimizer(model: RecurrentClassifier, options: TrainOptions) -> torch.optim.Optimizer:
+    """AdamW with the embedding on its own (smaller) learning rate; ``base_lr`` per group."""
+    embedding = list(model.embedding.parameters())
+    rest = [p for n, p in model.named_parameters() if not n.startswith("embedding.")]
+    groups = [
+        {"params": embedding, "base_lr": options.lr * options.embed_lr},
+        {"params": rest, "base_lr": options.lr},
+    ]
+    return torch.optim.AdamW(groups, lr=options.lr, weight_decay=options.weight_decay)
+
+
+def _metrics(options, best, history, rows, dev_rows, reader, transfer, dev_labels):
+    facts: dict[str, Any] = {**reader.facts}
+    if transfer is not None:
+        predictions = transfer.facts.pop("teacher_dev_predictions")
+        facts.update(transfer.facts)
+        hits = sum(int(p == y) for p, y in zip(predictions, dev_labels, strict=True))
+        facts["teacher_dev_accuracy"] = hits / len(dev_labels)
+    return {
         "source": options.source,
         "labels": list(LABELS),
-        "dev_accuracy": best["accuracy"],
-        "dev_loss": best["loss"],
-        "confusion_matrix": best["confusion_matrix"],
+        "dev_accuracy": best.record["accuracy"],
+        "dev_loss": best.record["loss"],
+        "confusion_matrix": best.record["confusion_matrix"],
         "confusion_matrix_axes": "rows: true label, columns: predicted label (order of labels)",
-        "best_epoch": best["epoch"],
+        "best_epoch": best.record["epoch"],
         "dev_rows": len(dev_rows),
-        "train_rows": len(train_rows),
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "train_rows": len(rows),
+        "vocab_size": reader.tokenizer.vocab_size,
         "threads": torch.get_num_threads(),
-        "device": str(device),
-        "seconds": round(time.perf_counter() - started, 1),
+        "device": options.device,
+        **facts,
         "history": history,
     }
-    print(summary(metrics))
-    return config, best_state, metrics
 
 
 def summary(metrics: dict[str, Any]) -> str:
     """A few lines for the console: accuracy and the 2x2 confusion matrix."""
     (tn, fp), (fn, tp) = metrics["confusion_matrix"]
+    teacher = (
+        f"; teacher {metrics['teacher_dev_accuracy']:.4f}"
+        if "teacher_dev_accuracy" in metrics
+        else ""
+    )
     return (
         f"dev accuracy {metrics['dev_accuracy']:.4f} (epoch {metrics['best_epoch']}, "
-        f"{metrics['dev_rows']} dev rows, {metrics['seconds']} s, {metrics['threads']} threads)\n"
+        f"{metrics['dev_rows']} dev rows, {metrics['seconds']} s, {metrics['threads']} threads"
+        f"{teacher})\n"
         f"confusion (rows true, columns predicted)   negative  positive\n"
         f"  negative                                 {tn:8d}  {fp:8d}\n"
         f"  positive                                 {fn:8d}  {tp:8d}"

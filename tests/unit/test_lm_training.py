@@ -12,13 +12,8 @@ from models.generation import GenerationRequest, Generator
 from models.language_model import DecodeStep
 from training.data import load_text, split_text
 from training.evaluate_lm import compare_int8, load_lm, score_text, step_nll
-from training.train_lm import (
-    build_tokenizer,
-    encode_losslessly,
-    evaluate_nll,
-    parse_options,
-    train,
-)
+from training.lm_scoring import evaluate_nll
+from training.train_lm import build_tokenizer, encode_losslessly, parse_options, train
 
 ODD_TEXT = "Tab\there,  two spaces,\n\n\nnewlines, caf\u00e9, \u201cquotes\u201d, \U0001f642\n"
 
@@ -61,7 +56,7 @@ def test_scoring_the_artifact_reproduces_the_training_metric(tiny_run):
     out, metrics = tiny_run
     val_text = split_text(load_text("tinyshakespeare")[:200_000])[1]
     model, tokenizer = load_lm(out)
-    scored = score_text(model, tokenizer, val_text, bptt=32)
+    scored = score_text(model, tokenizer, val_text)
     assert scored["nats_per_char"] == pytest.approx(metrics["val_nats_per_char"], rel=1e-4)
     assert scored["chars"] == len(val_text)
 

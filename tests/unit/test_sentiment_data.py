@@ -94,7 +94,7 @@ def test_tiny_training_learns_and_writes_a_loadable_artifact(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(
-    "argv", [["--cell", "rnn"], ["--pooling", "attention"], ["--lr-schedule", "step"]]
+    "argv", [["--cell", "rnn"], ["--pooling", "attention"], ["--schedule", "step"]]
 )
 def test_bad_settings_fail_before_any_data_is_read(argv: list[str], tmp_path: Path) -> None:
     missing = str(tmp_path / "no-such-folder")  # would fail differently if it were read

@@ -1,0 +1,50 @@
+"""The teacher: the packaged encoder loads offline with the pinned weights, fine-tunes, and
+labels a transfer set that is cached by content."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from training.sentiment_inputs import make_reader, teacher_transfer_set
+from training.teacher import fine_tune, teacher_logits
+from training.train_sentiment import TrainOptions
+
+SENTENCES = [
+    "a gripping , funny movie",
+    "dull and lifeless",
+    "does n't work at all",
+    "a warm , lovely story",
+    "boring -lrb- and long -rrb-",
+    "a triumph",
+]
+LABELS = [1, 0, 0, 1, 0, 1]
+
+
+def test_teacher_learns_a_few_sentences() -> None:
+    teacher = fine_tune(SENTENCES * 4, LABELS * 4, epochs=3, lr=1e-4, batch_size=8, progress=False)
+    logits = teacher_logits(teacher, SENTENCES, progress=False)
+    assert logits.shape == (len(SENTENCES), 2) and logits.dtype == torch.float32
+    assert (logits.argmax(1) == torch.tensor(LABELS)).float().mean() >= 5 / 6
+
+
+def test_transfer_set_labels_phrases_and_copies_and_is_cached(tmp_path: Path) -> None:
+    options = replace(
+        TrainOptions(),
+        extra_words=100,
+        teacher_epochs=0.5,
+        augment_copies=2,
+        teacher_cache=str(tmp_path / "cache"),
+        progress=False,
+    )
+    reader = make_reader(options, SENTENCES, tmp_path)
+    phrases = [*SENTENCES, "funny", "lifeless"]
+    first = teacher_transfer_set(options, reader, phrases, SENTENCES, LABELS, SENTENCES)
+    assert first.facts["augmented_rows"] == len(first.extra_rows) >= len(SENTENCES)
+    assert first.logits.shape == (len(phrases) + len(first.extra_rows), 2)
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2  # the teacher and its labels
+    again = teacher_transfer_set(options, reader, phrases, SENTENCES, LABELS, SENTENCES)
+    assert torch.equal(again.logits, first.logits)
+    assert again.extra_rows == first.extra_rows

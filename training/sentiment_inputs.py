@@ -1,0 +1,163 @@
+"""What the sentiment student reads: its tokenizer, its starting embeddings, and the teacher's
+soft labels on the transfer set (the training phrases plus perturbed copies of the sentences).
+
+Kept apart from the training loop so that every source of signal (pretrained vectors, the
+teacher, augmentation) is one function that can be switched off by a flag and measured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.text import WordTokenizer, ptb_tokens
+from models.tokenizer import Tokenizer
+from training.tokenizer import train_tokenizer
+
+AnyTokenizer = Tokenizer | WordTokenizer
+
+
+@dataclass
+class Reader:
+    """A tokenizer, the file that holds it, and initial embedding rows (None: random)."""
+
+    tokenizer: AnyTokenizer
+    file: Path
+    embeddings: torch.Tensor | None
+    facts: dict[str, Any]
+
+
+def make_reader(options: Any, texts: Sequence[str], scratch: Path) -> Reader:
+    """Words with GloVe rows (``--tokenizer words``) or sentencepiece pieces from scratch."""
+    if options.tokenizer != "words":
+        file = train_tokenizer(
+            texts, scratch / "tokenizer", options.vocab_size, model_type=options.tokenizer
+        )
+        return Reader(Tokenizer(file, lowercase=True), file, None, {})
+    from training.pretrained import GLOVE_DIM, build_vocabulary, embedding_rows, load_glove
+
+    glove_words, vectors = load_glove() if options.pretrained == "glove" else ([], None)
+    tokenizer = build_vocabulary(texts, glove_words, options.extra_words)
+    file = tokenizer.save(scratch / "tokenizer.model")
+    if options.pretrained != "glove":
+        return Reader(tokenizer, file, None, {})
+    if options.embed_dim != GLOVE_DIM:
+        raise ValueError(f"GloVe vectors have {GLOVE_DIM} dimensions: use --embed-dim {GLOVE_DIM}")
+    rows, facts = embedding_rows(tokenizer, glove_words, vectors, options.seed)
+    return Reader(tokenizer, file, rows, facts)
+
+
+@dataclass
+class TransferSet:
+    """Extra training rows with no gold label, and teacher logits for every row (phrases first,
+    then the extra rows)."""
+
+    extra_rows: list[list[int]]
+    logits: torch.Tensor
+    facts: dict[str, Any]
+
+
+def teacher_transfer_set(
+    options: Any,
+    reader: Reader,
+    phrases: Sequence[str],
+    sentences: Sequence[str],
+    sentence_labels: Sequence[int],
+    dev_sentences: Sequence[str],
+) -> TransferSet:
+    """Fine-tune the teacher on the training sentences, then label the phrases and
+    ``options.augment_copies`` perturbed copies of each sentence. Cached by content where
+    ``options.teacher_cache`` names a folder (experiments rerun the student, not the teacher)."""
+    from training.augment import nearest_words, perturbed_copies
+
+    started = time.perf_counter()
+    tokenizer = reader.tokenizer
+    copies: list = []
+    if options.augment_copies > 0:
+        if not isinstance(tokenizer, WordTokenizer) or reader.embeddings is None:
+            raise ValueError(
+                "augmentation swaps words by GloVe neighbours: needs --tokenizer words"
+            )
+        sentence_ids = tokenizer.encode_batch(sentences)
+        trained = sorted({i for row in sentence_ids for i in row if i > 1})
+        neighbours = nearest_words(reader.embeddings, trained)
+        copies = perturbed_copies(
+            sentence_ids, tokenizer.words, neighbours, options.augment_copies, options.seed
+        )
+    texts = list(phrases) + [c.text for c in copies]
+    key = _cache_key(options, sentences, texts)
+    cached = Path(options.teacher_cache) / f"{key}.pt" if options.teacher_cache else None
+    if cached is not None and cached.exists():
+        stored = torch.load(cached, weights_only=True)
+        logits, teacher_facts = stored["logits"], json.loads(stored["facts"])
+    else:
+        logits, teacher_facts = _run_teacher(
+            options, texts, sentences, sentence_labels, dev_sentences
+        )
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=cached.parent, delete=False) as handle:
+                torch.save({"logits": logits, "facts": json.dumps(teacher_facts)}, handle)
+            Path(handle.name).replace(cached)
+    facts = {
+        **teacher_facts,
+        "transfer_rows": len(texts),
+        "augmented_rows": len(copies),
+        "transfer_seconds": round(time.perf_counter() - started, 1),
+    }
+    return TransferSet([c.ids for c in copies], logits, facts)
+
+
+def _run_teacher(options, texts, sentences, labels, dev_sentences):
+    from training.teacher import Teacher, fine_tune, teacher_logits
+
+    started = time.perf_counter()
+    key = _cache_key(options, sentences, [])
+    stored = Path(options.teacher_cache) / f"teacher-{key}.pt" if options.teacher_cache else None
+    if stored is not None and stored.exists():
+        teacher = Teacher()
+        teacher.load_state_dict(torch.load(stored, weights_only=True))
+        teacher.eval()
+    else:
+        teacher = fine_tune(
+            sentences,
+            labels,
+            options.teacher_epochs,
+            options.teacher_lr,
+            seed=options.seed,
+            progress=options.progress,
+        )
+        if stored is not None:
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(teacher.state_dict(), stored)
+    tuned = time.perf_counter() - started
+    dev_logits = teacher_logits(teacher, dev_sentences, progress=False)
+    logits = teacher_logits(teacher, texts, progress=options.progress)
+    facts = {
+        "teacher_minutes": round(tuned / 60, 2),
+        "teacher_label_minutes": round((time.perf_counter() - started - tuned) / 60, 2),
+        "teacher_dev_predictions": dev_logits.argmax(1).tolist(),
+    }
+    return logits, facts
+
+
+def _cache_key(options: Any, sentences: Sequence[str], texts: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    settings = (options.teacher_epochs, options.teacher_lr, options.seed, options.teacher_source)
+    digest.update(json.dumps(settings).encode())
+    for text in (*sentences, "\0", *texts):
+        digest.update(text.encode() + b"\n")
+    return digest.hexdigest()[:20]
+
+
+def word_counts(texts: Sequence[str]) -> int:
+    """Distinct PTB tokens in ``texts`` (for the run's facts)."""
+    return len({t for text in texts for t in ptb_tokens(text)})
