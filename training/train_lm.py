@@ -150,39 +150,22 @@ def train(options: LMTrainOptions) -> dict[str, Any]:
         torch.set_num_threads(options.threads)
     device = torch.device(options.device)
     precision = resolve_precision(options.precision, device)
-    text = load_text(options.source)
-    if options.max_chars:
-        text = text[: options.max_chars]
-    train_text, val_text = split_text(text)
     out = Path(options.out)
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(train_text, options.vocab_size, out / "tokenizer")
-    # Both splits together are the whole corpus: every character of it must survive.
-    train_ids = torch.tensor(encode_losslessly(tokenizer, train_text), dtype=torch.long)
-    val_ids = torch.tensor(encode_losslessly(tokenizer, val_text), dtype=torch.long)
-
-    config = LMConfig(
-        vocab_size=tokenizer.vocab_size,
-        embed_dim=options.embed_dim,
-        hidden_dim=options.hidden_dim,
-        num_layers=options.num_layers,
-        dropout=options.dropout,
-        cell=options.cell,
-        tie_weights=options.tie_weights,
-    )
+    tokenizer, train_ids, val_ids, val_chars, train_chars = _corpus(options, out)
+    config = cli.config_from(options, LMConfig, vocab_size=tokenizer.vocab_size)
     model = RecurrentLM(config).to(device)
     open_forget_gates(model, options.forget_bias)
-    best, history, curve = _fit(
-        model, options, budget, precision, train_ids, val_ids, len(val_text)
-    )
+    best, history, curve = _fit(model, options, budget, precision, train_ids, val_ids, val_chars)
+    for point in curve:  # per character, like the validation figure
+        point["nats_per_char"] = point.pop("loss") * train_ids.numel() / train_chars
     metrics = {
         "val_nats_per_char": -best.score,
         "val_token_perplexity": best.record["val_token_perplexity"],
         "best_step": best.record["step"],
         "steps": history[-1]["step"],
-        "val_chars": len(val_text),
+        "val_chars": val_chars,
         "val_tokens": val_ids.numel(),
-        "chars_per_token": len(val_text) / val_ids.numel(),
+        "chars_per_token": val_chars / val_ids.numel(),
         "vocab_size": tokenizer.vocab_size,
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_minutes": budget.elapsed_minutes(),
@@ -211,6 +194,23 @@ def train(options: LMTrainOptions) -> dict[str, Any]:
     return metrics
 
 
+def _corpus(
+    options: LMTrainOptions, out: Path
+) -> tuple[Tokenizer, torch.Tensor, torch.Tensor, int, int]:
+    """The tokenizer (trained on the training split, written to ``out``), both splits' ids and
+    both splits' lengths in characters (validation, then training)."""
+    text = load_text(options.source)
+    if options.max_chars:
+        text = text[: options.max_chars]
+    train_text, val_text = split_text(text)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(train_text, options.vocab_size, out / "tokenizer")
+    # Both splits together are the whole corpus: every character of it must survive.
+    train_ids = torch.tensor(encode_losslessly(tokenizer, train_text), dtype=torch.long)
+    val_ids = torch.tensor(encode_losslessly(tokenizer, val_text), dtype=torch.long)
+    return tokenizer, train_ids, val_ids, len(val_text), len(train_text)
+
+
 def _fit(
     model: RecurrentLM,
     options: LMTrainOptions,
@@ -228,6 +228,7 @@ def _fit(
     windows = (data.shape[1] - 1) // options.bptt
     history: list[dict[str, float]] = []
     curve: list[dict[str, float]] = []
+    recent: list[float] = []  # training losses since the last point of the curve
     best = BestCheckpoint()
     state, position, step = None, 0, 0
     bar = tqdm(total=100, desc="train lm", unit="%", disable=not options.progress)
@@ -253,8 +254,11 @@ def _fit(
         step += 1
         bar.update(round(100 * budget.progress(step)) - bar.n)
         bar.set_postfix(step=step, loss=f"{loss.item():.3f}", refresh=False)
+        recent.append(loss.item())
         if step % LOG_EVERY == 0:
-            curve.append({"step": step, "minutes": budget.elapsed_minutes(), "loss": loss.item()})
+            mean = sum(recent) / len(recent)
+            curve.append({"step": step, "minutes": budget.elapsed_minutes(), "loss": mean})
+            recent.clear()
         if budget.spent(step) or (options.eval_every and step % options.eval_every == 0):
             nll = evaluate_nll(model, val_ids)
             point = {
@@ -285,7 +289,11 @@ def plot_history(
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6, 4))
-    axis.plot([p["minutes"] for p in curve], [p["loss"] for p in curve], label="training loss")
+    axis.plot(
+        [p["minutes"] for p in curve],
+        [p["nats_per_char"] for p in curve],
+        label="training batches (dropout on)",
+    )
     axis.plot(
         [p["minutes"] for p in history],
         [p["val_nats_per_char"] for p in history],
@@ -294,8 +302,8 @@ def plot_history(
     )
     axis.axhline(1.45, color="grey", linestyle="--", label="target 1.45")
     axis.set_xlabel("minutes of training")
-    axis.set_ylabel("nats per token / character")
-    axis.set_ylim(top=min(3.5, max([p["loss"] for p in curve] + [2.0])))
+    axis.set_ylabel("nats per character")
+    axis.set_ylim(1.0, 2.5)
     axis.set_title("Tiny Shakespeare language model")
     axis.legend()
     figure.tight_layout()

