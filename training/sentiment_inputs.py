@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from models.text import WordTokenizer, ptb_tokens
+from models.text import WordTokenizer
 from models.tokenizer import Tokenizer
 from training.tokenizer import train_tokenizer
 
@@ -156,8 +156,3 @@ def _cache_key(options: Any, sentences: Sequence[str], texts: Sequence[str]) -> 
     for text in (*sentences, "\0", *texts):
         digest.update(text.encode() + b"\n")
     return digest.hexdigest()[:20]
-
-
-def word_counts(texts: Sequence[str]) -> int:
-    """Distinct PTB tokens in ``texts`` (for the run's facts)."""
-    return len({t for text in texts for t in ptb_tokens(text)})
