@@ -260,23 +260,29 @@ def _fit(
             curve.append({"step": step, "minutes": budget.elapsed_minutes(), "loss": mean})
             recent.clear()
         if budget.spent(step) or (options.eval_every and step % options.eval_every == 0):
-            nll = evaluate_nll(model, val_ids)
-            point = {
-                "step": step,
-                "train_loss_per_token": loss.item(),
-                "val_nats_per_char": nll / val_chars,
-                "val_token_perplexity": math.exp(nll / val_ids.numel()),
-                "minutes": budget.elapsed_minutes(),
-            }
+            point = _validate(model, val_ids, val_chars, step, budget.elapsed_minutes())
             history.append(point)
-            tqdm.write(
-                f"step {step} ({point['minutes']:.1f} min): val "
-                f"{point['val_nats_per_char']:.4f} nats/char, token perplexity "
-                f"{point['val_token_perplexity']:.2f}"
-            )
             best.offer(model, -point["val_nats_per_char"], point)
     bar.close()
     return best, history, curve
+
+
+def _validate(
+    model: RecurrentLM, val_ids: torch.Tensor, val_chars: int, step: int, minutes: float
+) -> dict[str, float]:
+    """One validation point (fp32, state carried, every character counted), also printed."""
+    nll = evaluate_nll(model, val_ids)
+    point = {
+        "step": step,
+        "val_nats_per_char": nll / val_chars,
+        "val_token_perplexity": math.exp(nll / val_ids.numel()),
+        "minutes": minutes,
+    }
+    tqdm.write(
+        f"step {step} ({minutes:.1f} min): val {point['val_nats_per_char']:.4f} nats/char, "
+        f"token perplexity {point['val_token_perplexity']:.2f}"
+    )
+    return point
 
 
 def plot_history(
