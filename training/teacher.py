@@ -97,11 +97,6 @@ class Teacher(nn.Module):
         return self.head(self.dropout(pooled))
 
 
-def _length_batches(texts: Sequence[str], size: int) -> list[list[int]]:
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    return [order[i : i + size] for i in range(0, len(order), size)]
-
-
 def fine_tune(
     texts: Sequence[str],
     labels: Sequence[int],
@@ -163,7 +158,9 @@ def teacher_logits(
     teacher.eval()
     precision = resolve_precision(precision, torch.device("cpu"))
     out = torch.empty(len(texts), 2)
-    batches = _length_batches(texts, batch_size)
+    from training.train_sentiment import batch_order
+
+    batches = batch_order([len(t) for t in texts], batch_size, None)
     for rows in tqdm(batches, desc=desc, disable=not progress):
         with autocast(precision, torch.device("cpu")):
             out[rows] = teacher(teacher.encode([texts[i] for i in rows])).float()
