@@ -160,15 +160,25 @@ class BatchHandler(BaseHandler):
     def _record_metrics(self, parsed: list[Any], responses: list[Any], seconds: float) -> None:
         bad = sum(isinstance(item, RequestError) and item.status < 500 for item in parsed)
         failed = sum(isinstance(r, dict) and r.get("code") == 500 for r in responses)
+        self.record_call(len(parsed), bad, failed, seconds)
+
+    def record_call(self, requests: int, bad: int, failed: int, seconds: float) -> None:
+        """The handler counters of one call (a batch, or one step group of a decode loop)."""
         self.add_counter(METRIC_BATCHES, 1)
-        self.add_counter(METRIC_REQUESTS, len(parsed))
+        self.add_counter(METRIC_REQUESTS, requests)
         self.add_counter(METRIC_LATENCY_MS, round(seconds * 1000.0, 3), unit="ms")
         self.add_counter(METRIC_BAD_REQUESTS, bad)
         self.add_counter(METRIC_FAILED_REQUESTS, failed)
 
     def add_counter(self, name: str, value: float, unit: str = "count") -> None:
         """Add to a per-model counter; metrics must never break an answer."""
+        self._add_metric(name, value, unit, MetricTypes.COUNTER)
+
+    def set_gauge(self, name: str, value: float, unit: str = "count") -> None:
+        self._add_metric(name, value, unit, MetricTypes.GAUGE)
+
+    def _add_metric(self, name: str, value: float, unit: str, kind: MetricTypes) -> None:
         try:
-            self.context.metrics.add_metric(name, value, unit, metric_type=MetricTypes.COUNTER)
+            self.context.metrics.add_metric(name, value, unit, metric_type=kind)
         except Exception:
             logger.debug("metric %s not recorded", name, exc_info=True)

@@ -33,6 +33,7 @@ class DrainGate:
     def __init__(self, directory: str | Path | None) -> None:
         self._flag: Path | None = None
         self._lock_fd: int | None = None
+        self._held = False
         if directory:
             directory = Path(directory)
             directory.mkdir(parents=True, exist_ok=True)
@@ -48,14 +49,27 @@ class DrainGate:
     @contextmanager
     def batch(self) -> Iterator[bool]:
         """Hold this worker's lock for the batch; yields True when the server is draining."""
-        if self._lock_fd is None or self._flag is None:
-            yield False
-            return
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        draining = self.enter()
         try:
-            yield self._flag.exists()
+            yield draining
         finally:
+            self.leave()
+
+    def enter(self) -> bool:
+        """Take the lock (if not held already); True when the server is draining. A worker
+        whose work spans calls (continuous batching) holds it until `leave`, so a stop waits
+        for its running rows, not only for the current call."""
+        if self._lock_fd is None or self._flag is None:
+            return False
+        if not self._held:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            self._held = True
+        return self._flag.exists()
+
+    def leave(self) -> None:
+        if self._lock_fd is not None and self._held:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            self._held = False
 
 
 def begin(directory: Path) -> None:

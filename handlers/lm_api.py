@@ -11,13 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.schema import Field, check_text, validate
+from handlers.schema import Field, RequestError, check_text, validate
 from models.generation import GenerationRequest
 
 MAX_PROMPT_CHARS = 4000
 MAX_NEW_TOKENS = 1000
 MAX_STOP_STRINGS = 4
 MAX_STOP_CHARS = 64
+MAX_SESSION_ID_CHARS = 64
+NEW_SESSION = "new"
 
 FIELDS = (
     Field(
@@ -70,13 +72,26 @@ FIELDS = (
         single_as_list=True,
     ),
     Field("stream", bool, False, "Send the text in chunks as it is produced."),
+    Field(
+        "session",
+        str,
+        None,
+        '"new" opens a session (its id comes back as "session"); an id continues one, '
+        "reading only this prompt after everything the session has read and written.",
+        min_length=1,
+        max_length=MAX_SESSION_ID_CHARS,
+        nullable=True,
+    ),
+    Field("end_session", bool, False, "Forget the session once this request is answered."),
 )
 
 
 @dataclass(frozen=True)
 class LMRequest:
     generation: GenerationRequest
-    stream: bool
+    stream: bool = False
+    session: str | None = None  # NEW_SESSION or the id of one
+    end_session: bool = False
 
 
 def parse_generation(body: Any) -> LMRequest:
@@ -84,8 +99,10 @@ def parse_generation(body: Any) -> LMRequest:
     if isinstance(body, str):
         body = {"prompt": check_text("prompt", body, 1, MAX_PROMPT_CHARS, blank_ok=True)}
     values = validate(body, FIELDS)
-    stream = values.pop("stream")
-    return LMRequest(GenerationRequest(**values), stream=stream)
+    serving = {name: values.pop(name) for name in ("stream", "session", "end_session")}
+    if serving["end_session"] and serving["session"] in (None, NEW_SESSION):
+        raise RequestError("end_session", "needs the id of an open session in 'session'")
+    return LMRequest(GenerationRequest(**values), **serving)
 
 
 if __name__ == "__main__":

@@ -1,24 +1,56 @@
-"""TorchServe handler for the language model: one decode loop for the whole batch, streaming.
+"""TorchServe handler for the language model: continuous batching, streaming and sessions.
 
-Streaming rows get their text as it is produced through TorchServe's intermediate responses,
-one JSON object per chunk followed by a newline (NDJSON), so any HTTP client can split them;
-the last chunk carries `finish_reason` and `generated_tokens`.
+TorchServe's continuous batching (`continuousBatching: true`, ContinuousBatching.java) calls
+`handle` again and again with every job that is still running plus any new ones (up to
+`batchSize` in all). A new job carries its body; a running job comes back with an empty body
+and the same request id. Each call answers every job: for a running job the answer is sent
+to the client as one more chunk, and ``context.stopping_criteria[i]`` says whether that job
+is finished (True), continues (False), or was answered whole in this very call (None: a
+normal, unchunked response, which is the only kind that can carry an error status). So:
+
+- a new request is validated (a bad one gets its own 4xx at once), joins the decode loop,
+  and samples its first tokens in the same call; ``tokens_per_call`` tokens per call amortise
+  the Java<->Python round trip;
+- a streaming row sends its new text as one NDJSON line per call; a non-streaming row sends
+  empty chunks and then its JSON answer (so its response is chunked once it runs past the
+  first call);
+- a job that disappears from the calls was dropped by TorchServe because its client went
+  away: its row leaves the loop (and its session is released).
+
+One worker serves the model: TorchServe 0.12 holds the model's queue lock while an idle
+worker waits for its first job (Model.pollInferJob), so with two continuous-batching workers
+a busy one stalls until the next request arrives. Sessions therefore always find their worker.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import logging
+import time
 from typing import Any
 
 import torch
-from ts.handler_utils.utils import send_intermediate_predict_response
 
-from handlers.base import BatchHandler
-from handlers.lm_api import LMRequest, parse_generation
+from handlers.base import PHRASES, STOPPING, BatchHandler, request_body
+from handlers.continuous import Decision, Job, Reply
+from handlers.lm_api import NEW_SESSION, LMRequest, parse_generation
+from handlers.schema import RequestError, decode_body
+from models.decode_loop import INTERNAL_ERROR, Carry, DecodeLoop, Update
 from models.generation import GenerationResult, Generator
+from models.sessions import SessionError, SessionStore
+
+logger = logging.getLogger(__name__)
 
 METRIC_GENERATED_TOKENS = "GeneratedTokens"
+METRIC_ACTIVE_ROWS = "ActiveRows"
+METRIC_ACTIVE_SESSIONS = "ActiveSessions"
+METRIC_SESSION_EVICTIONS = "SessionEvictions"
+
+TOKENS_PER_CALL = 4  # overridden by the model config's handler.tokens_per_call
+SESSION_CAPACITY = 1000
+SESSION_TTL_SECONDS = 600.0
+SESSION_STATUS = {"unknown": 404, "expired": 410, "busy": 409}
+PHRASES.update({404: "Not Found", 409: "Conflict", 410: "Gone"})
 
 
 def chunk(payload: dict[str, Any]) -> str:
@@ -29,44 +61,179 @@ class LMHandler(BatchHandler):
     def load(self, model_dir: str, device: torch.device, options: dict[str, Any]) -> None:
         quantize = options.get("quantize") if device.type == "cpu" else None
         self.generator = Generator.from_artifact(model_dir, device=device, quantize=quantize)
+        self.loop = DecodeLoop(self.generator)
+        self.tokens_per_call = int(options.get("tokens_per_call", TOKENS_PER_CALL))
+        limits = options.get("sessions") or {}
+        self.sessions = SessionStore(
+            int(limits.get("capacity", SESSION_CAPACITY)),
+            float(limits.get("ttl_seconds", SESSION_TTL_SECONDS)),
+        )
+        self.jobs: dict[str, Job] = {}
+        self.evictions_reported = 0
 
     def parse(self, body: Any) -> LMRequest:
         return parse_generation(body)
 
-    def infer(self, requests: Sequence[LMRequest], indices: Sequence[int]) -> list[Any]:
-        streaming = {row: indices[row] for row, request in enumerate(requests) if request.stream}
-        sent = {row: "" for row in streaming}
+    def handle(self, data: list[dict[str, Any]], context: Any) -> list[Any]:
+        self.context = context
+        ids = [context.get_request_id(index) for index in range(len(data))]
+        try:
+            return self._handle(ids, data)
+        except Exception:  # a bug of ours must not become a call-wide 503 and a stuck loop
+            logger.exception("handler failed; ending every running row")
+            return self._fail_all(ids)
 
-        def on_text(row: int, text: str) -> None:
-            if row in streaming and text:
-                sent[row] += text
-                self._send_chunk(streaming[row], {"text": text})
+    def _fail_all(self, ids: list[str]) -> list[Any]:
+        error = RequestError("request", INTERNAL_ERROR, 500).to_json()
+        replies = []
+        for rid in ids:
+            job = self.jobs.get(rid)
+            if job is None or not job.started:
+                replies.append(Reply(error, None, 500))
+            else:
+                replies.append(Reply(chunk(error) if job.stream else error, more=False))
+        for job in self.jobs.values():
+            if job.session is not None:
+                self.sessions.release(job.session)
+        self.jobs.clear()
+        self.loop = DecodeLoop(self.generator)
+        self.drain_gate.leave()
+        return self._respond(replies)
 
-        results = self.generator.generate(
-            [request.generation for request in requests], on_text=on_text if streaming else None
-        )
-        self.add_counter(METRIC_GENERATED_TOKENS, sum(r.generated_tokens for r in results))
-        return [
-            self._final(result, sent[row]) if row in streaming else self._answer(result)
-            for row, result in enumerate(results)
+    def _handle(self, ids: list[str], data: list[dict[str, Any]]) -> list[Any]:
+        started = time.perf_counter()
+        self._abandon(set(self.jobs) - set(ids))
+        self.call_tokens = self.call_failures = 0
+        draining = self.drain_gate.enter()
+        replies: list[Reply | None] = [
+            None if rid in self.jobs else self._admit(rid, row, draining)
+            for rid, row in zip(ids, data, strict=True)
         ]
+        updates = self._step()
+        for index, rid in enumerate(ids):
+            if replies[index] is None:
+                replies[index] = self._progress(rid, updates.get(rid, Update()))
+        if not self.loop:
+            self.drain_gate.leave()  # nothing runs between calls: a stop may proceed
+        self._record(replies, time.perf_counter() - started)
+        return self._respond(replies)
 
-    def _send_chunk(self, index: int, payload: dict[str, Any]) -> None:
-        request_id = self.context.get_request_id(index)
-        send_intermediate_predict_response(
-            {index: chunk(payload)}, {index: request_id}, "Intermediate response", 200, self.context
-        )
+    def _admit(self, rid: str, row: dict[str, Any], draining: bool) -> Reply | None:
+        """Validate a new job and put it in the loop; a reply only when it is refused."""
+        try:
+            request = self.parse(decode_body(request_body(row)))
+            if draining:
+                raise STOPPING
+            session, carry = self._open_session(request)
+        except RequestError as error:
+            return Reply(error.to_json(), None, error.status)
+        try:
+            self.loop.add(rid, request.generation, carry=carry, keep=session is not None)
+        except Exception:
+            logger.exception("request %s could not join the loop", rid)
+            if session is not None:
+                self.sessions.release(session)
+            self.call_failures += 1
+            return Reply(RequestError("request", INTERNAL_ERROR, 500).to_json(), None, 500)
+        self.jobs[rid] = Job(request.stream, session, request.end_session)
+        return None
+
+    def _open_session(self, request: LMRequest) -> tuple[str | None, Carry | None]:
+        if request.session is None:
+            return None, None
+        if request.session == NEW_SESSION:
+            return self.sessions.open(), None
+        try:
+            return request.session, self.sessions.take(request.session)
+        except SessionError as error:
+            raise RequestError("session", str(error), SESSION_STATUS[error.kind]) from error
+
+    def _step(self) -> dict[str, Update]:
+        if not self.loop:
+            return {}
+        try:
+            return self.loop.step(self.tokens_per_call)
+        except Exception:  # the loop itself broke (not one row): end every row, keep serving
+            logger.exception("decode step failed; ending its %d rows", len(self.loop))
+            self.loop = DecodeLoop(self.generator)
+            return {rid: Update(error=INTERNAL_ERROR) for rid in self.jobs}
+
+    def _progress(self, rid: str, update: Update) -> Reply:
+        job = self.jobs[rid]
+        if update.error is not None:
+            self.call_failures += 1
+            self._finish(rid, carry=None, failed=True)
+            error = RequestError("request", update.error, 500).to_json()
+            if not job.started:
+                return Reply(error, None, 500)
+            return Reply(chunk(error) if job.stream else error, more=False)
+        if update.result is not None:
+            self.call_tokens += update.result.generated_tokens
+            self._finish(rid, update.carry, failed=False)
+            answer = self._answer(update.result, job)
+            body = chunk({**answer, "text": update.text}) if job.stream else answer
+            return Reply(body, more=False if job.started else None)
+        first = not job.started
+        job.started = True
+        if not job.stream:
+            return Reply("", more=True)
+        payload: dict[str, Any] = {"text": update.text}
+        if first and job.session:
+            payload["session"] = job.session
+        return Reply(chunk(payload) if update.text or first else "", more=True)
 
     @staticmethod
-    def _answer(result: GenerationResult) -> dict[str, Any]:
-        return {
+    def _answer(result: GenerationResult, job: Job) -> dict[str, Any]:
+        answer = {
             "text": result.text,
             "generated_tokens": result.generated_tokens,
             "finish_reason": result.finish_reason,
         }
+        if job.session:
+            answer["session"] = job.session
+        return answer
 
-    @staticmethod
-    def _final(result: GenerationResult, already_sent: str) -> str:
-        """The stream's last chunk: whatever text was not sent yet, and how it ended."""
-        rest = result.text[len(already_sent) :] if result.text.startswith(already_sent) else ""
-        return chunk({**LMHandler._answer(result), "text": rest})
+    def _finish(self, rid: str, carry: Carry | None, failed: bool) -> None:
+        job = self.jobs.pop(rid)
+        if job.session is None:
+            return
+        if failed or carry is None:
+            self.sessions.release(job.session)
+        elif job.end_session:
+            self.sessions.end(job.session)
+        else:
+            self.sessions.put(job.session, carry)
+
+    def _abandon(self, gone: set[str]) -> None:
+        """Jobs TorchServe stopped sending: their clients went away."""
+        if not gone:
+            return
+        self.loop.drop(gone)
+        for rid in gone:
+            job = self.jobs.pop(rid)
+            if job.session is not None:
+                self.sessions.release(job.session)
+        logger.info("dropped %d rows whose clients went away", len(gone))
+
+    def _respond(self, replies: list[Reply]) -> list[Any]:
+        """Bodies for TorchServe, with each job's status and whether its stream goes on."""
+        for index, reply in enumerate(replies):
+            if reply.status != 200:
+                phrase = PHRASES.get(reply.status, "Error")
+                self.context.set_response_status(reply.status, phrase, idx=index)
+        # TorchServe calls criterion(body) per job after this method returns: False keeps a
+        # job streaming, True ends its stream, None sends a whole (unchunked) response.
+        self.context.stopping_criteria = [Decision(reply.more) for reply in replies]
+        return [reply.body for reply in replies]
+
+    def _record(self, replies: list[Reply], seconds: float) -> None:
+        bad = sum(400 <= reply.status < 500 for reply in replies)
+        self.record_call(len(replies), bad, self.call_failures, seconds)
+        if self.call_tokens:
+            self.add_counter(METRIC_GENERATED_TOKENS, self.call_tokens)
+        self.set_gauge(METRIC_ACTIVE_ROWS, len(self.loop))
+        self.set_gauge(METRIC_ACTIVE_SESSIONS, len(self.sessions))
+        evicted = self.sessions.evictions - self.evictions_reported
+        if evicted:
+            self.add_counter(METRIC_SESSION_EVICTIONS, evicted)
+            self.evictions_reported = self.sessions.evictions

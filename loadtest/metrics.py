@@ -31,6 +31,10 @@ BATCH_LATENCY_MS = "HandlerBatchLatencyMs"
 BAD_REQUESTS = "HandlerBadRequests"
 FAILED_REQUESTS = "HandlerFailedRequests"
 GENERATED_TOKENS = "GeneratedTokens"
+SESSION_EVICTIONS = "SessionEvictions"
+# ... and its gauges (values now, not sums).
+ACTIVE_ROWS = "ActiveRows"
+ACTIVE_SESSIONS = "ActiveSessions"
 
 MODEL_LABELS = ("ModelName", "model_name")  # handler metrics use the first, TorchServe the second
 
@@ -49,11 +53,12 @@ def scrape(metrics_url: str, timeout: float = 10.0) -> str:
     return reply.text
 
 
-def parse_counters(text: str) -> Counters:
-    """Every per-model counter in a scrape, summed over the other labels (version, host)."""
+def parse_counters(text: str, kind: str = "counter") -> Counters:
+    """Every per-model counter (or ``kind="gauge"``: gauge) in a scrape, summed over the other
+    labels (version, host)."""
     counters: Counters = {}
     for family in text_string_to_metric_families(text):
-        if family.type != "counter":
+        if family.type != kind:
             continue
         for sample in family.samples:
             if sample.name.endswith("_created"):

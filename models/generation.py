@@ -2,11 +2,11 @@
 
     python -m models.generation --artifact artifacts/lm --prompt "ROMEO:" --temperature 0.8
 
-A handler is a thin adapter: parse requests into `GenerationRequest`s, call
-`Generator.generate(requests, on_text)` once per batch, send what `on_text` hands over as
-stream chunks and the `GenerationResult`s as answers.
+`Generator.generate(requests, on_text)` decodes a list of requests to the end; a server uses
+the same loop step by step (`models.decode_loop.DecodeLoop`, continuous batching), so that
+requests join and leave it between steps.
 
-Guarantees (tested in tests/unit/test_generation.py):
+Guarantees (tested in tests/unit/test_generation.py and test_decode_loop.py):
 - every row of a batch, prompt included, is computed by `DecodeStep` with no arithmetic that
   mixes rows (see models/language_model.py): prompts of different lengths are run with
   per-row masks, so padding never reaches a row's state, and a seeded request gets exactly
@@ -28,115 +28,20 @@ Guarantees (tested in tests/unit/test_generation.py):
 from __future__ import annotations
 
 import argparse
-import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from models.artifact import load_artifact
+from models.decode_loop import DecodeLoop
 from models.language_model import DecodeStep, LMConfig, RecurrentLM, State
-from models.sampling import draw_uniforms, row_generator, sample
+from models.requests import GenerationRequest, GenerationResult
 from models.tokenizer import Tokenizer
 
+__all__ = ["GenerationRequest", "GenerationResult", "Generator"]
+
 OnText = Callable[[int, str], None]
-REPLACEMENT = "\ufffd"  # what an unfinished UTF-8 byte sequence decodes to, for now
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    prompt: str
-    max_new_tokens: int = 200
-    temperature: float = 0.8
-    top_k: int = 0
-    top_p: float = 1.0
-    seed: int | None = None
-    stop: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        # The HTTP schema checks these with field names first; this guards direct callers.
-        if self.max_new_tokens < 1 or self.temperature < 0 or self.top_k < 0:
-            raise ValueError("need max_new_tokens >= 1, temperature >= 0 and top_k >= 0")
-        if not 0 < self.top_p <= 1:
-            raise ValueError("top_p must be in (0, 1]")
-
-
-@dataclass
-class GenerationResult:
-    text: str
-    generated_tokens: int
-    finish_reason: str  # "length" or "stop"
-
-
-class _Row:
-    """One request inside the loop: its generator, decoded text and stream position.
-
-    Text is decoded incrementally: ``final`` is text no later token can change and ``pending``
-    the ids after it (byte pieces of an unfinished UTF-8 character). Re-decoding the whole
-    sequence every token would cost O(n) per token (46 us at 1,000 tokens, x 64 rows).
-    """
-
-    def __init__(self, request: GenerationRequest) -> None:
-        self.request = request
-        self.stops = [s for s in request.stop if s]
-        seed = request.seed if request.seed is not None else secrets.randbits(63)
-        self.generator = row_generator(seed)
-        self.tokens = 0
-        self.final = ""
-        self.pending: list[int] = []
-        self.sent = 0  # characters already handed to on_text
-        self.finish_reason: str | None = None
-
-    @property
-    def text(self) -> str:
-        return self.final
-
-    def add(self, token: int, tokenizer: Tokenizer) -> None:
-        self.tokens += 1
-        self.pending.append(token)
-        piece = tokenizer.decode(self.pending)
-        checked = len(self.final)
-        if not piece.endswith(REPLACEMENT):
-            self.final += piece
-            self.pending = []
-        if self.tokens >= self.request.max_new_tokens:
-            self.finish_reason = "length"
-            if self.pending:  # an unfinished character stays as U+FFFD, as a full decode has it
-                self.final += tokenizer.decode(self.pending)
-                self.pending = []
-        self._find_stop(checked)
-
-    def _find_stop(self, checked: int) -> None:
-        """Cut at the first stop string in the final text (only text after ``checked`` and the
-        stop's length before it can hold a new one)."""
-        if not self.stops or len(self.final) == checked:
-            return
-        start = max(0, checked - max(len(s) for s in self.stops) + 1)
-        hits = [i for i in (self.final.find(s, start) for s in self.stops) if i >= 0]
-        if hits:
-            self.final = self.final[: min(hits)]
-            self.finish_reason = "stop"
-
-    def streamable(self) -> str:
-        """New final text that can no longer turn into a stop string, marked as sent."""
-        end = len(self.final)
-        if self.finish_reason is None:
-            end -= _held_back(self.final, self.stops)
-        chunk = self.final[self.sent : end]
-        self.sent = max(self.sent, end)
-        return chunk
-
-
-def _held_back(text: str, stops: list[str]) -> int:
-    """Length of the longest tail of ``text`` that is a proper prefix of a stop string."""
-    longest = 0
-    for stop in stops:
-        for size in range(min(len(stop) - 1, len(text)), longest, -1):
-            if text.endswith(stop[:size]):
-                longest = size
-                break
-    return longest
 
 
 class Generator:
@@ -175,64 +80,36 @@ class Generator:
         return cls(model, artifact.tokenizer, device, quantize)
 
     @torch.inference_mode()
-    def prefill(self, prompts: list[list[int]]) -> tuple[torch.Tensor, State]:
-        """Next-token logits [B, V] and states for token prompts of any lengths (each >= 1)."""
+    def prefill(
+        self, prompts: list[list[int]], state: State | None = None
+    ) -> tuple[torch.Tensor, State]:
+        """Next-token logits [B, V] and states for token prompts of any lengths (each >= 1),
+        read from ``state`` (zeros when None)."""
         lengths = torch.tensor([len(p) for p in prompts], device=self.device)
         ids = torch.zeros(len(prompts), int(lengths.max()), dtype=torch.long)
         for row, prompt in enumerate(prompts):
             ids[row, : len(prompt)] = torch.tensor(prompt, dtype=torch.long)
-        return self.step.prefill(ids.to(self.device), lengths)
+        return self.step.prefill(ids.to(self.device), lengths, state)
 
-    @torch.inference_mode()
     def generate(
         self, requests: list[GenerationRequest], on_text: OnText | None = None
     ) -> list[GenerationResult]:
         """Decode all ``requests`` in one loop; ``on_text(row, text)`` gets each row's new
-        final text as it is produced (rows numbered as in ``requests``)."""
-        if not requests:
-            return []
-        rows = [_Row(r) for r in requests]
-        prompts = [self.tokenizer.encode(r.prompt) or [self.tokenizer.unk_id] for r in requests]
-        logits, state = self.prefill(prompts)
-        active = list(range(len(rows)))
-        params = _row_parameters(requests)
-        while active:
-            # Sampling runs on the CPU: its row-wise kernels there do not depend on the batch
-            # (GPU scans and sorts may), and the tokens are needed on the host anyway.
-            index = torch.tensor(active)
-            uniforms = draw_uniforms([rows[i].generator for i in active])
-            tokens = sample(logits.float().cpu(), *(p[index] for p in params), uniforms)
-            still = []
-            for position, (row_index, token) in enumerate(
-                zip(active, tokens.tolist(), strict=True)
-            ):
-                row = rows[row_index]
-                row.add(token, self.tokenizer)
-                if on_text is not None:
-                    chunk = row.streamable()
-                    if chunk:
-                        on_text(row_index, chunk)
-                if row.finish_reason is None:
-                    still.append(position)
-            if not still:
-                break
-            if len(still) < len(active):  # finished rows leave the batch
-                keep = torch.tensor(still)
-                tokens = tokens[keep]
-                keep = keep.to(self.device)
-                state = tuple(s[:, keep] for s in state)
-                active = [active[p] for p in still]
-            logits, state = self.step(tokens.to(self.device), state)
-        return [GenerationResult(row.text, row.tokens, row.finish_reason) for row in rows]
-
-
-def _row_parameters(requests: list[GenerationRequest]) -> list[torch.Tensor]:
-    """Per-row sampling parameters as (CPU) tensors, indexed by row number."""
-    return [
-        torch.tensor([r.temperature for r in requests]),
-        torch.tensor([r.top_k for r in requests], dtype=torch.long),
-        torch.tensor([r.top_p for r in requests]),
-    ]
+        final text as it is produced (rows numbered as in ``requests``). A row that fails
+        raises (a server uses `DecodeLoop` directly, where a failure ends only its row)."""
+        loop = DecodeLoop(self)
+        for row, request in enumerate(requests):
+            loop.add(row, request)
+        results: dict[int, GenerationResult] = {}
+        while loop:
+            for row, update in loop.step().items():
+                if update.error:
+                    raise RuntimeError(f"row {row}: {update.error}")
+                if on_text is not None and update.text:
+                    on_text(row, update.text)
+                if update.result is not None:
+                    results[row] = update.result
+        return [results[row] for row in range(len(requests))]
 
 
 def _main() -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.generation import GenerationRequest, Generator, _Row
+from models.generation import GenerationRequest, Generator
 from models.language_model import LMConfig, RecurrentLM
+from models.requests import Row
 from models.tokenizer import Tokenizer
 from training.data import load_text
 from training.train_lm import build_tokenizer
@@ -153,7 +154,7 @@ def test_streaming_holds_back_unfinished_characters_and_stop_prefixes(tokenizer)
     text = "h\u00e9 \U0001f642 wor world"
     ids = tokenizer.encode(text)
     assert any(tokenizer.id_to_piece(i).startswith("<0x") for i in ids)  # byte fallback used
-    row = _Row(GenerationRequest("x", len(ids) + 5, 1.0, seed=0, stop=["world"]))
+    row = Row(GenerationRequest("x", len(ids) + 5, 1.0, seed=0, stop=["world"]))
     chunks = []
     for token in ids:
         row.add(token, tokenizer)

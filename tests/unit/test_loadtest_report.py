@@ -177,6 +177,9 @@ def test_metric_names_match_what_the_handlers_emit():
     assert metrics.BAD_REQUESTS == base.METRIC_BAD_REQUESTS
     assert metrics.FAILED_REQUESTS == base.METRIC_FAILED_REQUESTS
     assert metrics.GENERATED_TOKENS == lm_handler.METRIC_GENERATED_TOKENS
+    assert metrics.SESSION_EVICTIONS == lm_handler.METRIC_SESSION_EVICTIONS
+    assert metrics.ACTIVE_ROWS == lm_handler.METRIC_ACTIVE_ROWS
+    assert metrics.ACTIVE_SESSIONS == lm_handler.METRIC_ACTIVE_SESSIONS
 
 
 def run_folder(tmp_path, final: bool = True, history: bool = True):

@@ -1,0 +1,36 @@
+"""The pieces of TorchServe's continuous-batching protocol that a handler answers with.
+
+Each handler call answers every job in it; `Reply.more` is what TorchServe's
+``context.stopping_criteria`` must say for that job (see handlers/lm_handler.py). Kept out of
+the handler module because TorchServe loads a handler module only if it defines one class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Job:
+    stream: bool
+    session: str | None
+    end_session: bool
+    started: bool = False  # a chunk went out: the response is a stream now
+
+
+@dataclass
+class Reply:
+    body: Any
+    more: bool | None  # True: chunks follow; False: the last chunk; None: a whole response
+    status: int = 200
+
+
+class Decision:
+    """A stopping criterion that answers what the handler already decided."""
+
+    def __init__(self, more: bool | None) -> None:
+        self.verdict = None if more is None else not more
+
+    def __call__(self, _body: Any) -> bool | None:
+        return self.verdict

@@ -1,0 +1,117 @@
+"""Continuous batching and sessions through a real TorchServe: rows join a running loop,
+leave when their clients go away, and sessions continue from the state the server kept."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from loadtest.metrics import ACTIVE_ROWS, ACTIVE_SESSIONS, parse_counters, scrape
+
+pytestmark = pytest.mark.integration
+
+SEEDED = {"prompt": "ROMEO:", "max_new_tokens": 40, "temperature": 1.0, "top_p": 0.9, "seed": 99}
+LONG = {"prompt": "KING:", "max_new_tokens": 1000, "temperature": 1.0, "seed": 3}
+
+
+def generate(server, **payload) -> dict:
+    reply = server.post("lm", json=payload)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def open_stream(server, **payload):
+    """A streaming request that has produced its first chunk (so it is inside the loop)."""
+    reply = server.post("lm", json={**payload, "stream": True}, stream=True)
+    assert reply.status_code == 200, reply.text
+    lines = reply.iter_lines()
+    first = json.loads(next(line for line in lines if line))
+    return reply, lines, first
+
+
+def gauges(server) -> dict[str, float]:
+    values = parse_counters(scrape(server.connection.metrics_url), kind="gauge")
+    return {name: value for (name, model), value in values.items() if model == "lm"}
+
+
+def settled_gauges(server, expected: dict[str, float], timeout: float = 15.0) -> dict[str, float]:
+    """The worker reports its metrics through its log after answering, so a scrape right
+    after an answer may still show the call before: read until they match or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = gauges(server)
+        if all(now.get(k) == v for k, v in expected.items()) or time.monotonic() > deadline:
+            return now
+        time.sleep(0.2)
+
+
+def test_a_request_joining_a_running_loop_gets_the_answer_it_gets_alone(server):
+    alone = generate(server, **SEEDED)
+    reply, _, _ = open_stream(server, **LONG)
+    try:
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            joined = list(pool.map(lambda _: generate(server, **SEEDED), range(6)))
+    finally:
+        reply.close()
+    assert all(answer == alone for answer in joined)
+
+
+def test_a_session_continues_exactly_like_one_request_with_the_whole_text(server):
+    """Greedy, character-level (the tiny model): the whole text is cut where the turns are."""
+    turn = {"max_new_tokens": 20, "temperature": 0}
+    first = generate(server, prompt="ROMEO:", session="new", **turn)
+    session = first["session"]
+    second = generate(server, prompt="\nJULIET:", session=session, **turn)
+    whole = generate(server, prompt="ROMEO:" + first["text"] + "\nJULIET:", **turn)
+    assert second == {**whole, "session": session}
+    seeded = {"prompt": " and", "max_new_tokens": 15, "temperature": 1.0, "seed": 8}
+    history = "ROMEO:" + first["text"] + "\nJULIET:" + second["text"] + " and"
+    third = generate(server, session=session, end_session=True, **seeded)
+    assert third["text"] == generate(server, **{**seeded, "prompt": history})["text"]
+    gone = server.post("lm", json={"prompt": "x", "session": session})
+    assert gone.status_code == 404 and gone.json()["field"] == "session", gone.text
+
+
+def test_session_errors_name_the_field_and_the_case(server):
+    unknown = server.post("lm", json={"prompt": "x", "session": "no-such-session"})
+    assert unknown.status_code == 404 and unknown.json()["field"] == "session"
+    assert "no such session" in unknown.json()["error"]
+    ending_nothing = server.post("lm", json={"prompt": "x", "end_session": True})
+    assert ending_nothing.status_code == 400 and ending_nothing.json()["field"] == "end_session"
+    reply, _, first = open_stream(server, **LONG, session="new")
+    try:
+        assert first["session"], "the first streamed chunk carries the session id"
+        busy = server.post("lm", json={"prompt": "x", "session": first["session"]})
+        assert busy.status_code == 409 and busy.json()["field"] == "session", busy.text
+    finally:
+        reply.close()
+
+
+def test_streams_that_disconnect_leave_no_rows_or_sessions_behind(server):
+    """1,000 requests, a third of them streams whose clients hang up after the first chunk
+    (half of those in a new session): afterwards nothing is left in the loop or the store."""
+    generate(server, prompt="first", max_new_tokens=40)  # earlier tests' hung-up rows go
+    baseline = settled_gauges(server, {ACTIVE_ROWS: 0}).get(ACTIVE_SESSIONS, 0)
+    rng = random.Random(0)
+
+    def one(index: int) -> str:
+        payload = {"prompt": "To be", "max_new_tokens": rng.choice([5, 30, 200]), "seed": index}
+        if index % 3:
+            return str(server.post("lm", json=payload).status_code)
+        extra = {"session": "new"} if index % 2 else {}
+        reply, _, _ = open_stream(server, **{**payload, "max_new_tokens": 1000}, **extra)
+        reply.close()
+        return "hung up"
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        outcomes = list(pool.map(one, range(1000)))
+    assert outcomes.count("200") == 666 and outcomes.count("hung up") == 334
+    # The frontend notices a closed connection when it next answers that job and leaves it
+    # out of the following call; a last request makes sure that call happens.
+    generate(server, prompt="last", max_new_tokens=40)
+    now = settled_gauges(server, {ACTIVE_ROWS: 0, ACTIVE_SESSIONS: baseline})
+    assert now[ACTIVE_ROWS] == 0 and now[ACTIVE_SESSIONS] == baseline, now

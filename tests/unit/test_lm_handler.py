@@ -1,0 +1,134 @@
+"""The continuous-batching handler against a fake of TorchServe's side of the protocol:
+each call carries every running job (new ones with a body, running ones without), and the
+handler's stopping criteria decide which responses are chunks, last chunks or whole."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import torch
+
+from handlers.drain import DrainGate
+from handlers.lm_handler import LMHandler
+from models.artifact import save_artifact
+from models.language_model import LMConfig, RecurrentLM
+from training.data import load_text
+from training.train_lm import build_tokenizer
+
+
+class Frontend:
+    """Plays ContinuousBatching.java: keeps jobs until their stream ends, records answers."""
+
+    def __init__(self, handler: LMHandler) -> None:
+        self.handler = handler
+        self.jobs: dict[str, Any] = {}  # request id -> body (None once it was sent)
+        self.sent: dict[str, list[Any]] = {}
+        self.statuses: dict[str, int] = {}
+        self.finished: dict[str, str] = {}  # "whole" or "stream"
+
+    def submit(self, rid: str, body: dict[str, Any]) -> None:
+        self.jobs[rid] = body
+
+    def call(self) -> None:
+        ids = list(self.jobs)
+        context = FakeContext(ids)
+        data = [
+            {"body": json.dumps(self.jobs[rid]).encode()} if self.jobs[rid] else {} for rid in ids
+        ]
+        bodies = self.handler.handle(data, context)
+        assert len(bodies) == len(ids)
+        for index, (rid, body) in enumerate(zip(ids, bodies, strict=True)):
+            self.sent.setdefault(rid, []).append(body)
+            self.statuses.setdefault(rid, context.statuses.get(index, 200))
+            verdict = context.stopping_criteria[index](body)
+            if verdict is False:
+                self.jobs[rid] = None
+            else:
+                self.finished[rid] = "whole" if verdict is None else "stream"
+                del self.jobs[rid]
+
+    def run(self) -> None:
+        while self.jobs:
+            self.call()
+
+
+class FakeContext:
+    def __init__(self, ids: list[str]) -> None:
+        self.request_ids = dict(enumerate(ids))
+        self.statuses: dict[int, int] = {}
+        self.stopping_criteria = None
+        self.metrics = self
+
+    def get_request_id(self, index: int) -> str:
+        return self.request_ids[index]
+
+    def set_response_status(self, code: int, phrase: str, idx: int) -> None:
+        self.statuses[idx] = code
+
+    def add_metric(self, *args, **kwargs) -> None:
+        pass
+
+
+@pytest.fixture
+def handler(tmp_path) -> LMHandler:
+    tokenizer = build_tokenizer(load_text("tinyshakespeare")[:20_000], 0, tmp_path / "char")
+    torch.manual_seed(0)
+    model = RecurrentLM(LMConfig(tokenizer.vocab_size, embed_dim=8, hidden_dim=16))
+    save_artifact(
+        tmp_path / "lm", "lm", model.config.as_dict(), model.state_dict(), tokenizer.model_file
+    )
+    instance = LMHandler()
+    options = {"tokens_per_call": 3, "sessions": {"capacity": 4, "ttl_seconds": 60}}
+    instance.load(str(tmp_path / "lm"), torch.device("cpu"), options)
+    instance.drain_gate = DrainGate(None)
+    return instance
+
+
+def test_long_answers_are_chunked_short_ones_whole(handler):
+    frontend = Frontend(handler)
+    frontend.submit("short", {"prompt": "A", "max_new_tokens": 2, "seed": 1})
+    frontend.submit("long", {"prompt": "B", "max_new_tokens": 10, "seed": 2})
+    frontend.submit("streamed", {"prompt": "B", "max_new_tokens": 10, "seed": 2, "stream": True})
+    frontend.run()
+    assert frontend.finished == {"short": "whole", "long": "stream", "streamed": "stream"}
+    assert frontend.sent["short"][0]["generated_tokens"] == 2
+    long = frontend.sent["long"]
+    assert long[:-1] == ["", "", ""] and long[-1]["generated_tokens"] == 10  # 3 + 3 + 3 + 1
+    lines = [json.loads(body) for body in frontend.sent["streamed"] if body]
+    assert "".join(line["text"] for line in lines) == long[-1]["text"]
+    assert lines[-1]["finish_reason"] == "length" and len(handler.loop) == 0
+
+
+def test_a_job_the_frontend_stops_sending_leaves_the_loop(handler):
+    frontend = Frontend(handler)
+    frontend.submit("gone", {"prompt": "A", "max_new_tokens": 50, "session": "new"})
+    frontend.submit("stays", {"prompt": "B", "max_new_tokens": 20})
+    frontend.call()
+    del frontend.jobs["gone"]  # its client hung up
+    frontend.call()
+    assert "gone" not in handler.loop and len(handler.sessions) == 0
+    frontend.run()
+    assert frontend.sent["stays"][-1]["generated_tokens"] == 20
+
+
+def test_an_expired_session_gets_410_and_a_failing_row_a_500_alone(handler, monkeypatch):
+    frontend = Frontend(handler)
+    frontend.submit("open", {"prompt": "A", "max_new_tokens": 2, "session": "new"})
+    frontend.run()
+    session = frontend.sent["open"][0]["session"]
+    monkeypatch.setattr(handler.sessions, "clock", lambda: 1e9)
+    frontend.submit("late", {"prompt": "B", "session": session})
+    frontend.submit("fine", {"prompt": "C", "max_new_tokens": 7, "seed": 4})
+    frontend.submit("broken", {"prompt": "D", "max_new_tokens": 7})
+    frontend.call()
+
+    def fail(token, tokenizer):
+        raise RuntimeError("cannot decode")
+
+    handler.loop.rows["broken"].add = fail
+    frontend.run()
+    assert frontend.statuses["late"] == 410 and frontend.sent["late"][0]["field"] == "session"
+    assert frontend.sent["broken"][-1]["code"] == 500 and frontend.finished["broken"] == "stream"
+    assert frontend.sent["fine"][-1]["generated_tokens"] == 7
