@@ -1,7 +1,7 @@
 """Choose the worker layout by measurement: workers x threads, batchSize, maxBatchDelay.
 
     python -m benchmarks.layout --model sentiment     # ~3 minutes
-    python -m benchmarks.layout --model lm
+    python -m benchmarks.layout --model lm           # ~5 minutes
 
 Each candidate is archived with its own model-config, served, and saturated by Locust for the
 same time, one after the other in one run; the table goes to runs/layout/<time>/layout.md. The
@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.run import ROOT, Table, locust, served_settings, server, unpack
+from loadtest.report import FIRST_CHUNK
 from training.archive import build_archive
 
 CANDIDATES = {
@@ -27,17 +28,18 @@ CANDIDATES = {
         {"workers": 2, "threads": 1, "batchSize": 8, "maxBatchDelay": 5},
         {"workers": 2, "threads": 1, "batchSize": 16, "maxBatchDelay": 20},
     ],
+    # Continuous batching: one worker (see serving/lm-config.yaml); what is left to choose is
+    # its threads, how many rows it decodes together and how many tokens per handler call.
     "lm": [
-        {"workers": 1, "threads": 2, "batchSize": 32, "maxBatchDelay": 10},
-        {"workers": 2, "threads": 1, "batchSize": 32, "maxBatchDelay": 10},
-        {"workers": 1, "threads": 2, "batchSize": 64, "maxBatchDelay": 10},
-        {"workers": 1, "threads": 2, "batchSize": 64, "maxBatchDelay": 50},
-        {"workers": 2, "threads": 1, "batchSize": 32, "maxBatchDelay": 25},
-        {"workers": 2, "threads": 1, "batchSize": 32, "maxBatchDelay": 50},
-        {"workers": 2, "threads": 1, "batchSize": 16, "maxBatchDelay": 10},
+        {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 0, "tokens_per_call": 1},
+        {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 0, "tokens_per_call": 2},
+        {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 0, "tokens_per_call": 4},
+        {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 0, "tokens_per_call": 8},
+        {"workers": 1, "threads": 2, "batchSize": 64, "maxBatchDelay": 0, "tokens_per_call": 4},
+        {"workers": 1, "threads": 1, "batchSize": 96, "maxBatchDelay": 0, "tokens_per_call": 4},
     ],
 }
-SCENARIO = {"sentiment": "classify", "lm": "generate"}
+SCENARIO = {"sentiment": "classify", "lm": "generation"}  # lm: half of the users stream
 
 
 def model_config(base: dict, candidate: dict) -> dict:
@@ -45,6 +47,8 @@ def model_config(base: dict, candidate: dict) -> dict:
     config.update(minWorkers=candidate["workers"], maxWorkers=candidate["workers"])
     config["maxBatchDelay"] = candidate["maxBatchDelay"]
     config["handler"] = {**base.get("handler", {}), "torch_threads": candidate["threads"]}
+    if "tokens_per_call" in candidate:
+        config["handler"]["tokens_per_call"] = candidate["tokens_per_call"]
     return config
 
 
@@ -87,10 +91,12 @@ def main() -> None:
             else f"{stats.requests_per_s:.0f} /s"
         )
         label = ", ".join(f"{k} {v}" for k, v in candidate.items())
+        first = result["stats"].get(FIRST_CHUNK)
+        first_note = f", first chunk p99 {first.p99_ms:.0f} ms" if first and first.p99_ms else ""
         table.add(
             label,
             throughput,
-            f"p99 {stats.p99_ms:.0f} ms, mean batch "
+            f"p99 {stats.p99_ms:.0f} ms{first_note}, mean batch "
             f"{load.mean_batch_size or 0:.1f}, failures {stats.failures}",
         )
     (out / "layout.md").write_text(table.markdown())

@@ -11,7 +11,9 @@ server sees realistic lengths: SST-2 dev sentences and Tiny Shakespeare validati
 
 Environment (all optional):
     LOADTEST_RUN_DIR          server run folder holding key_file.json / server.json
-    LOADTEST_WEIGHTS          relative user counts, default "classify=3,generate=1,stream=1"
+    LOADTEST_WEIGHTS          relative user counts, default
+                              "classify=3,generate=1,stream=1,converse=1" (a kind counts only
+                              when its class is run: loadtest/run.py's scenarios)
     LOADTEST_MAX_WAIT         think time of a user between requests, uniform 0..this (s), 1.0
     LOADTEST_MAX_NEW_TOKENS   lengths generation requests pick from, default "16,64,128"
 """
@@ -31,12 +33,12 @@ from locust import FastHttpUser, User, between, events, task
 from locust.env import Environment
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
-from loadtest.payloads import generation_payload, prompts, sentences
+from loadtest.payloads import conversation_turns, generation_payload, prompts, sentences
 from loadtest.report import FINAL_FAILURES, FINAL_STATS, FIRST_CHUNK
 from serving.client import generate_stream
 from serving.server import DEFAULT_RUN_DIR, Connection
 
-WEIGHTS = {"classify": 3, "generate": 1, "stream": 1}
+WEIGHTS = {"classify": 3, "generate": 1, "stream": 1, "converse": 1}
 TIMEOUT_S = 130.0  # longer than TorchServe's 120 s response timeout: the server decides
 
 
@@ -106,6 +108,36 @@ class GenerateUser(ServiceUser):
     @task
     def generate(self) -> None:
         self.post_json("lm", {**generation_payload(self.rng), "stream": False}, "finish_reason")
+
+
+class ConversationUser(ServiceUser):
+    """Multi-turn: opens a session, continues it with short new lines (the server reads only
+    those), and ends it on the last turn."""
+
+    weight = env_weights()["converse"]
+
+    @task
+    def converse(self) -> None:
+        turns = conversation_turns(self.rng)
+        session = "new"
+        for number, payload in enumerate(turns):
+            last = number == len(turns) - 1
+            body = {**payload, "session": session, "end_session": last and session != "new"}
+            name = (
+                "/predictions/lm [session opens]"
+                if session == "new"
+                else ("/predictions/lm [session continues]")
+            )
+            with self.client.post(
+                "/predictions/lm", json=body, headers=self.headers, name=name, catch_response=True
+            ) as reply:
+                answer = json.loads(reply.content) if reply.status_code == 200 else {}
+                if reply.status_code == 200 and "session" not in answer:
+                    reply.failure(f"200 without 'session': {reply.text[:200]!r}")
+                    return
+            if reply.status_code != 200:
+                return
+            session = answer["session"]
 
 
 class StreamUser(User):

@@ -78,3 +78,18 @@ def generation_payload(rng: random.Random) -> dict[str, Any]:
         # Whitespace-only stop strings are refused by the API (handlers/schema.py strips them).
         "stop": rng.choice(([], [], [".\n"], ["ROMEO:", "JULIET:"])),
     }
+
+
+TURN_PROMPTS = ("\nROMEO:\n", "\nJULIET:\n", "\nFirst Citizen:\n", "\nKING HENRY VI:\n")
+
+
+def conversation_turns(rng: random.Random, turns: tuple[int, int] = (2, 5)) -> list[dict[str, Any]]:
+    """A conversation: a first request with a real prompt, then follow-ups that add only a new
+    speaker's name (what a session saves resending)."""
+    first = {**generation_payload(rng), "stop": ["\n\n"]}
+    count = rng.randint(*turns)
+    follow_ups = [
+        {**generation_payload(rng), "prompt": rng.choice(TURN_PROMPTS), "stop": ["\n\n"]}
+        for _ in range(count - 1)
+    ]
+    return [first, *follow_ups]

@@ -40,9 +40,16 @@ SCENARIOS = {
     "classify": ("ClassifyUser",),
     "generate": ("GenerateUser",),
     "stream": ("StreamUser",),
+    "generation": ("GenerateUser", "StreamUser"),
+    "conversation": ("ConversationUser",),
     "mixed": ("ClassifyUser", "GenerateUser", "StreamUser"),
 }
-MODEL_OF = {"ClassifyUser": "sentiment", "GenerateUser": "lm", "StreamUser": "lm"}
+MODEL_OF = {
+    "ClassifyUser": "sentiment",
+    "GenerateUser": "lm",
+    "StreamUser": "lm",
+    "ConversationUser": "lm",
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -2,6 +2,8 @@
 
 python -m serving.client classify "a gripping , funny movie"
 python -m serving.client generate "ROMEO:" --temperature 0.8 --max-new-tokens 200 --stream
+python -m serving.client generate "ROMEO:" --session new          # prints the session's id
+python -m serving.client generate $'\nJULIET:' --session <id>     # continues it
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ def _main() -> None:
     gen.add_argument("--seed", type=int, default=None)
     gen.add_argument("--stop", action="append", default=None, help="stop string (repeatable)")
     gen.add_argument("--stream", action="store_true")
+    gen.add_argument("--session", help='"new" opens a session; an id continues one')
+    gen.add_argument("--end-session", action="store_true", help="forget the session afterwards")
     args = parser.parse_args()
     connection = Connection.from_run_dir(args.run_dir)
 
@@ -95,16 +99,22 @@ def _main() -> None:
         "top_p": args.top_p,
         "seed": args.seed,
         "stop": args.stop,
+        "session": args.session,
+        "end_session": args.end_session or None,
     }
     payload = {"prompt": args.prompt, **{k: v for k, v in options.items() if v is not None}}
     if not args.stream:
         print(json.dumps(generate(connection, payload), indent=2))
         return
     sys.stdout.write(args.prompt)
+    session = None
     for chunk in generate_stream(connection, payload):
+        session = session or chunk.get("session")
         sys.stdout.write(chunk.get("text", ""))
         sys.stdout.flush()
     sys.stdout.write("\n")
+    if session:
+        print(f"[session {session}]", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
+import yaml
 
+from models.generation import GenerationRequest, Generator
 from serving.client import generate_stream
 
 pytestmark = pytest.mark.integration
@@ -15,6 +19,16 @@ pytestmark = pytest.mark.integration
 def _needs_lm(server):
     # A missing archive is a failed build, not a reason to skip every generation test.
     assert "lm" in server.config.models, "the tiny model store has no lm.mar"
+
+
+@pytest.fixture(scope="module")
+def local_generator(tiny_model_store: Path, tmp_path_factory) -> Generator:
+    """The archived model run in-process with the archive's own settings: the reference."""
+    folder = tmp_path_factory.mktemp("unpacked-lm")
+    with zipfile.ZipFile(tiny_model_store / "lm.mar") as archive:
+        archive.extractall(folder)
+    settings = yaml.safe_load((folder / "lm-config.yaml").read_text())
+    return Generator.from_artifact(folder, quantize=settings["handler"].get("quantize"))
 
 
 def generate(server, **payload):
@@ -55,6 +69,31 @@ def test_seeded_text_is_the_same_alone_and_inside_concurrent_batches(server):
     for payload, answer in zip(payloads, answers, strict=True):
         if payload is SEEDED:
             assert answer == alone
+
+
+REFERENCE_CASES = [
+    {"prompt": "ROMEO:", "max_new_tokens": 30, "temperature": 1.0, "seed": 1},
+    {"prompt": "KING:", "max_new_tokens": 25, "temperature": 0.7, "top_k": 5, "seed": 2},
+    {"prompt": "To be", "max_new_tokens": 40, "temperature": 1.3, "top_p": 0.8, "seed": 3},
+    {"prompt": "First", "max_new_tokens": 20, "temperature": 0},
+    {"prompt": "A", "max_new_tokens": 60, "temperature": 1.0, "seed": 4, "stop": ["e"]},
+]
+
+
+def test_served_answers_equal_the_archived_model_run_in_process(server, local_generator):
+    """Temperature, top-k, top-p, seed and stop each change the text; the server must apply
+    them exactly as the engine does (a handler that ignored one would fail here)."""
+    with ThreadPoolExecutor(max_workers=len(REFERENCE_CASES)) as pool:
+        served = list(pool.map(lambda case: generate(server, **case), REFERENCE_CASES))
+    for case, answer in zip(REFERENCE_CASES, served, strict=True):
+        expected = local_generator.generate([GenerationRequest(**case)])[0]
+        assert answer == {
+            "text": expected.text,
+            "generated_tokens": expected.generated_tokens,
+            "finish_reason": expected.finish_reason,
+        }, case
+    texts = {answer["text"] for answer in served}
+    assert len(texts) == len(served), "different settings must give different texts"
 
 
 def test_greedy_is_deterministic_without_a_seed(server):

@@ -27,6 +27,10 @@ ENDPOINTS = {
         "STREAM lm first chunk",
         "STREAM lm whole stream",
     ],
+    "conversation": [
+        "POST /predictions/lm [session opens]",
+        "POST /predictions/lm [session continues]",
+    ],
 }
 
 
@@ -63,6 +67,13 @@ def test_load_run_against_the_running_server_leaves_it_running(server, tmp_path)
     for model in {"mixed": ("sentiment", "lm"), "classify": ("sentiment",)}[scenario]:
         assert f"| {model} |" in text  # a server-side row per model under load
     assert server_pid(server.run_dir) is not None
+
+
+def test_conversations_continue_their_sessions_without_a_failure(server, tmp_path):
+    out = tmp_path / "run"
+    result = load_run(out, server.run_dir, "conversation", "8s")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    check_run_folder(out, "conversation")
 
 
 def test_load_run_starts_a_server_when_none_runs_and_stops_it(tiny_model_store, tmp_path):
