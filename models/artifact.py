@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from models import atomic
 from models.text import WordTokenizer, is_word_vocabulary
 from models.tokenizer import Tokenizer
 
@@ -46,14 +47,19 @@ def save_artifact(
     lowercase: bool = False,
     **extra: Any,
 ) -> Path:
-    """Write an artifact folder; ``extra`` (labels, metrics, training settings) goes to config."""
+    """Write an artifact folder; ``extra`` (labels, metrics, training settings) goes to config.
+
+    Each file is replaced atomically and the weights come last: make takes ``weights.pt`` as
+    the sign of a finished artifact, so an interrupted save is retried, never half used."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    config = {"kind": kind, "model": model_config, "lowercase": lowercase, **extra}
-    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, directory / WEIGHTS_FILE)
     if Path(tokenizer_file).resolve() != (directory / TOKENIZER_FILE).resolve():
-        shutil.copyfile(tokenizer_file, directory / TOKENIZER_FILE)
+        with atomic.replacing(directory / TOKENIZER_FILE) as temporary:
+            shutil.copyfile(tokenizer_file, temporary)
+    config = {"kind": kind, "model": model_config, "lowercase": lowercase, **extra}
+    atomic.write_text(directory / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    with atomic.replacing(directory / WEIGHTS_FILE) as temporary:
+        torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, temporary)
     return directory
 
 

@@ -17,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from models import atomic
 from models.artifact import ARTIFACT_FILES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,9 +36,12 @@ def build_archive(
     config_file: str | Path | None = None,
     version: str = "1.0",
 ) -> Path:
-    """Write ``<export_dir>/<name>.mar`` and return its path (overwriting an older one)."""
+    """Write ``<export_dir>/<name>.mar`` and return its path (replacing an older one only once
+    the new one is complete: the archiver writes into a hidden folder beside it)."""
     export_dir = Path(export_dir).resolve()
     export_dir.mkdir(parents=True, exist_ok=True)
+    target = export_dir / f"{name}.mar"
+    build_dir = atomic.partial_name(target)  # same file system as the target: atomic rename
     with tempfile.TemporaryDirectory(prefix=f"mar-{name}-") as scratch:
         staging = Path(scratch) / "extra"
         staging.mkdir()
@@ -61,14 +65,19 @@ def build_archive(
             "--config-file",
             str(config_file or model_config_path(name)),
             "--export-path",
-            str(export_dir),
+            str(build_dir),
             "--force",
         ]
         # The archiver stages files in $TMPDIR/<name>: a private TMPDIR keeps parallel
         # builds (tests, CI) from trampling each other.
         env = {**os.environ, "TMPDIR": scratch}
-        subprocess.run(command, check=True, env=env, cwd=scratch)
-    return export_dir / f"{name}.mar"
+        try:
+            build_dir.mkdir()
+            subprocess.run(command, check=True, env=env, cwd=scratch)
+            os.replace(build_dir / f"{name}.mar", target)
+        finally:
+            shutil.rmtree(build_dir, ignore_errors=True)
+    return target
 
 
 def _main() -> None:

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from models import atomic
 from models.artifact import save_artifact
 from models.language_model import LMConfig, RecurrentLM, State
 from models.tokenizer import Tokenizer
@@ -183,7 +184,7 @@ def train(options: LMTrainOptions) -> dict[str, Any]:
         metrics={k: v for k, v in metrics.items() if k not in ("history", "train_curve")},
         training=asdict(options),
     )
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    atomic.write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     plot_history(history, curve, out / "loss_curve.png")
     print(
         f"best validation {metrics['val_nats_per_char']:.4f} nats/char "

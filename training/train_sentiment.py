@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from models import atomic
 from models.artifact import save_artifact
 from models.classifier import CELLS, POOLINGS, ClassifierConfig, RecurrentClassifier, pad_batch
 from training import cli
@@ -244,7 +245,7 @@ def train(options: TrainOptions) -> dict[str, Any]:
             metrics=metrics,
             training=asdict(options),
         )
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    atomic.write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     print(summary(metrics))
     return metrics
 
