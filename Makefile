@@ -42,7 +42,8 @@ setup: $(VENV)/.installed ## create .venv with pinned dependencies and a Java 17
 artifacts/%/weights.pt: | $(VENV)/.installed
 	$(PY) -m training.train_$(if $(filter lm,$*),lm,sentiment) --profile $(PROFILE) --out artifacts/$*
 
-$(MODEL_STORE)/%.mar: artifacts/%/weights.pt serving/%-config.yaml
+# An archive packs the serving code too: rebuild it when that code changes.
+$(MODEL_STORE)/%.mar: artifacts/%/weights.pt serving/%-config.yaml $(wildcard handlers/*.py models/*.py)
 	$(PY) -m training.archive $* --artifact artifacts/$* --export $(MODEL_STORE)
 
 models: $(MODEL_STORE)/sentiment.mar $(MODEL_STORE)/lm.mar ## train and archive the default models where missing

@@ -37,7 +37,6 @@ from models.classifier import CELLS, POOLINGS, ClassifierConfig, RecurrentClassi
 from training import cli
 from training.checkpoint import BestCheckpoint
 from training.data import LABELS, load_sentiment
-from training.precision import autocast, resolve_precision
 from training.schedule import SHAPES, lr_factor
 from training.sentiment_inputs import Reader, TransferSet, make_reader, teacher_transfer_set
 
@@ -104,7 +103,6 @@ class TrainOptions:
     max_train: int | None = None  # use only the first N training rows (tests, quick checks)
     threads: int | None = None  # torch threads; None keeps torch's default
     device: str = "cpu"
-    precision: str = "fp32"  # training forward pass: fp32, bf16 or auto (bf16 where native)
     progress: bool = True
     profile: str = "default"
 
@@ -328,7 +326,6 @@ def _train_epoch(
     """One pass over ``batches``; returns the mean training loss per row."""
     model.train()
     pad = model.config.pad_id
-    precision = resolve_precision(options.precision, torch.device(options.device))
     total, seen = 0.0, 0
     bar = tqdm(
         batches,
@@ -343,8 +340,7 @@ def _train_epoch(
             group["lr"] = group["base_lr"] * factor
         ids, lengths = pad_batch([targets.rows[i] for i in batch], pad)
         ids = drop_words(ids, lengths, options.word_dropout, pad)
-        with autocast(precision, torch.device(options.device)):
-            logits = model(ids.to(options.device), lengths).float().cpu()
+        logits = model(ids.to(options.device), lengths).float().cpu()
         loss = distillation_loss(
             logits, targets.gold[batch], targets.soft[batch], options.distill_weight
         )
