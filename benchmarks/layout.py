@@ -31,12 +31,16 @@ CANDIDATES = {
     # Continuous batching: one worker (see serving/lm-config.yaml); what is left to choose is
     # its threads, how many rows it decodes together and how many tokens per handler call.
     "lm": [
-        {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 0, "tokens_per_call": 1},
-        {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 0, "tokens_per_call": 2},
-        {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 0, "tokens_per_call": 4},
-        {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 0, "tokens_per_call": 8},
-        {"workers": 1, "threads": 2, "batchSize": 64, "maxBatchDelay": 0, "tokens_per_call": 4},
-        {"workers": 1, "threads": 1, "batchSize": 96, "maxBatchDelay": 0, "tokens_per_call": 4},
+        {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 1},
+        {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 2},
+        {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 4},
+        {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 8},
+        {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 16},
+        {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 32},
+        {"workers": 1, "threads": 2, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 4},
+        {"workers": 1, "threads": 2, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 16},
+        {"workers": 1, "threads": 2, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 32},
+        {"workers": 1, "threads": 1, "batchSize": 96, "maxBatchDelay": 1, "tokens_per_call": 4},
     ],
 }
 SCENARIO = {"sentiment": "classify", "lm": "generation"}  # lm: half of the users stream
@@ -60,6 +64,7 @@ def main() -> None:
     parser.add_argument("--model-store", type=Path, default=ROOT / "model_store")
     parser.add_argument("--duration", type=int, default=20)
     parser.add_argument("--users", type=int, default=64)
+    parser.add_argument("--only", type=int, nargs="*", help="indices of candidates to run")
     args = parser.parse_args()
     out = ROOT / "runs" / "layout" / f"{args.model}-{datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
@@ -67,6 +72,8 @@ def main() -> None:
     base = served_settings(args.model)
     table = Table(f"Worker layout for {args.model} ({args.users} Locust users, no think time)")
     for index, candidate in enumerate(CANDIDATES[args.model]):
+        if args.only and index not in args.only:
+            continue
         config_file = out / f"config-{index}.yaml"
         config_file.write_text(yaml.safe_dump(model_config(base, candidate)))
         store = out / f"store-{index}"

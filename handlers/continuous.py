@@ -17,6 +17,7 @@ class Job:
     session: str | None
     end_session: bool
     started: bool = False  # a chunk went out: the response is a stream now
+    announced: str | None = None  # the session id, once a streamed line has carried it
 
 
 @dataclass

@@ -11,9 +11,9 @@ normal, unchunked response, which is the only kind that can carry an error statu
 - a new request is validated (a bad one gets its own 4xx at once), joins the decode loop,
   and samples its first tokens in the same call; ``tokens_per_call`` tokens per call amortise
   the Java<->Python round trip;
-- a streaming row sends its new text as one NDJSON line per call; a non-streaming row sends
-  empty chunks and then its JSON answer (so its response is chunked once it runs past the
-  first call);
+- a streaming row sends its new text as one NDJSON line per call that produced some (the
+  first line carries the session id); a non-streaming row sends empty chunks and then its
+  JSON answer (so its response is chunked once it runs past the first call);
 - a job that disappears from the calls was dropped by TorchServe because its client went
   away: its row leaves the loop (and its session is released).
 
@@ -46,7 +46,7 @@ METRIC_ACTIVE_ROWS = "ActiveRows"
 METRIC_ACTIVE_SESSIONS = "ActiveSessions"
 METRIC_SESSION_EVICTIONS = "SessionEvictions"
 
-TOKENS_PER_CALL = 4  # overridden by the model config's handler.tokens_per_call
+TOKENS_PER_CALL = 8  # overridden by the model config's handler.tokens_per_call
 SESSION_CAPACITY = 1000
 SESSION_TTL_SECONDS = 600.0
 SESSION_STATUS = {"unknown": 404, "expired": 410, "busy": 409}
@@ -173,14 +173,13 @@ class LMHandler(BatchHandler):
             answer = self._answer(update.result, job)
             body = chunk({**answer, "text": update.text}) if job.stream else answer
             return Reply(body, more=False if job.started else None)
-        first = not job.started
         job.started = True
-        if not job.stream:
-            return Reply("", more=True)
+        if not job.stream or not update.text:
+            return Reply("", more=True)  # nothing to show yet: an empty chunk
         payload: dict[str, Any] = {"text": update.text}
-        if first and job.session:
-            payload["session"] = job.session
-        return Reply(chunk(payload) if update.text or first else "", more=True)
+        if job.session and not job.announced:
+            payload["session"] = job.announced = job.session
+        return Reply(chunk(payload), more=True)
 
     @staticmethod
     def _answer(result: GenerationResult, job: Job) -> dict[str, Any]:

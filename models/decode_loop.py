@@ -1,9 +1,16 @@
 """Continuous batching's engine: one decode loop that requests join and leave between steps.
 
-A server calls `step` again and again; between calls it may `add` new requests (they are
-prefilled together at the start of the next call and sample their first token in it) and
-`drop` requests whose clients went away. A row that finishes leaves at once and hands back
-its result, and, when asked, a `Carry`: what a session needs to continue later.
+A server calls `step` again and again; between calls it may `add` new requests and `drop`
+requests whose clients went away. A row that finishes leaves at once and hands back its
+result, and, when asked, a `Carry`: what a session needs to continue later.
+
+Prompts are read inside the same batched step as the running rows' sampled tokens: each step
+feeds every row one token, a prompt token while it has some left, else the token it sampled
+last. Reading a newcomer's prompt in a loop of its own would run ~100 steps at a batch of one
+or two rows per arrival, which under steady traffic cost about half of the served throughput
+(`make bench`); inside the shared step a prompt token costs about what a generated one does.
+A call runs at least ``tokens`` steps, and more (up to `PROMPT_STEPS`) while a newcomer is
+still reading its prompt, so that a short prompt gets its first tokens in its first call.
 
 Why rows can come and go without changing anyone's answer: every operation is row-wise
 (`DecodeStep` and `sample` mix no rows; see models/language_model.py), and a row's randomness
@@ -17,6 +24,7 @@ decoded ends only that row (``Update.error``); the others go on.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -33,6 +41,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "could not be processed (internal error)"
+PROMPT_STEPS = 128  # most steps one call runs for newcomers still reading their prompts
 
 
 @dataclass
@@ -58,13 +67,6 @@ class Update:
     error: str | None = None  # the row failed and left the loop
 
 
-@dataclass
-class _Waiting:
-    row: Row
-    ids: list[int]
-    carry: Carry | None
-
-
 class DecodeLoop:
     """Rows keyed by the caller's ids (a request id), decoded together."""
 
@@ -72,18 +74,18 @@ class DecodeLoop:
         self.generator = generator
         self.tokenizer = generator.tokenizer
         self.rows: dict[Hashable, Row] = {}
-        self.keys: list[Hashable] = []  # running rows, in state order
+        self.keys: list[Hashable] = []  # rows in the state, in state order
+        self.feed: dict[Hashable, deque[int]] = {}  # tokens each row reads next
         self.keep: set[Hashable] = set()
-        self.waiting: dict[Hashable, _Waiting] = {}
-        self.logits: torch.Tensor | None = None
+        self.joining: dict[Hashable, Carry | None] = {}  # added since the last step
         self.state: State | None = None
         self.params: list[torch.Tensor] = []
 
     def __len__(self) -> int:
-        return len(self.keys) + len(self.waiting)
+        return len(self.rows)
 
     def __contains__(self, key: Hashable) -> bool:
-        return key in self.rows or key in self.waiting
+        return key in self.rows
 
     def add(
         self,
@@ -92,15 +94,17 @@ class DecodeLoop:
         carry: Carry | None = None,
         keep: bool = False,
     ) -> None:
-        """Queue a request; it is prefilled at the next `step`. With ``carry`` the prompt
-        continues that state (its stored token is read first); ``keep`` asks for the row's
-        own `Carry` when it finishes."""
+        """Queue a request; it joins at the next `step`. With ``carry`` the prompt continues
+        that state (its stored token is read first); ``keep`` asks for the row's own `Carry`
+        when it finishes."""
         if key in self:
             raise KeyError(f"{key!r} is already in the loop")
         ids = self.tokenizer.encode(request.prompt)
         if carry is not None:
             ids = [carry.token, *ids]
-        self.waiting[key] = _Waiting(Row(request), ids or [self.tokenizer.unk_id], carry)
+        self.rows[key] = Row(request)
+        self.feed[key] = deque(ids or [self.tokenizer.unk_id])
+        self.joining[key] = carry
         if keep:
             self.keep.add(key)
 
@@ -109,66 +113,60 @@ class DecodeLoop:
         gone = {k for k in keys if k in self}
         if not gone:
             return
-        for key in gone:
-            self.waiting.pop(key, None)
-            self.keep.discard(key)
+        for key in gone & set(self.joining):  # not in the state yet
+            del self.joining[key]
+            self._forget(key)
         positions = [p for p, key in enumerate(self.keys) if key not in gone]
         if len(positions) < len(self.keys):
             self._select(positions)
 
     @torch.inference_mode()
     def step(self, tokens: int = 1) -> dict[Hashable, Update]:
-        """Admit waiting rows, then sample up to ``tokens`` tokens for every running row."""
+        """Admit new rows, then run at least ``tokens`` steps (each row reads one token per
+        step; a row that has read its prompt samples one)."""
+        if self.joining:
+            self._admit()
+        prompt_left = max((len(self.feed[k]) for k in self.keys), default=0)
+        steps = max(tokens, min(prompt_left, PROMPT_STEPS))
         updates: dict[Hashable, Update] = {}
-        if self.waiting:
-            self._admit(updates)
-        for _ in range(tokens):
+        for _ in range(steps):
             if not self.keys:
                 break
-            self._sample_once(updates)
+            self._step_once(updates)
         return updates
 
-    def _admit(self, updates: dict[Hashable, Update]) -> None:
-        """Prefill every waiting row in one call (one by one if that call fails)."""
-        waiting, self.waiting = self.waiting, {}
-        try:
-            self._prefill(waiting)
-        except Exception:
-            logger.exception("prefill of %d rows failed; trying them one by one", len(waiting))
-            for key, item in waiting.items():
-                try:
-                    self._prefill({key: item})
-                except Exception:
-                    logger.exception("prefill of row %r failed", key)
-                    self.keep.discard(key)
-                    updates[key] = Update(error=INTERNAL_ERROR)
-
-    def _prefill(self, waiting: dict[Hashable, _Waiting]) -> None:
-        generator = self.generator
-        items = list(waiting.values())
-        start = None
-        if any(item.carry is not None for item in items):
-            blank = zero_state(generator.config, 1, generator.device)
-            columns = [item.carry.state if item.carry else blank for item in items]
-            start = tuple(torch.cat(parts, dim=1) for parts in zip(*columns, strict=True))
-        logits, state = generator.prefill([item.ids for item in items], start)
+    def _admit(self) -> None:
+        """Append the new rows' starting states (zeros, or a session's) to the batch."""
+        config, device = self.generator.config, self.generator.device
+        columns = [
+            carry.state if carry is not None else zero_state(config, 1, device)
+            for carry in self.joining.values()
+        ]
+        fresh = tuple(torch.cat(parts, dim=1) for parts in zip(*columns, strict=True))
         if self.state is None:
-            self.logits, self.state = logits, state
+            self.state = fresh
         else:
-            self.logits = torch.cat([self.logits, logits])
-            self.state = tuple(
-                torch.cat(pair, dim=1) for pair in zip(self.state, state, strict=True)
-            )
-        for key, item in waiting.items():
-            self.rows[key] = item.row
-            self.keys.append(key)
+            pairs = zip(self.state, fresh, strict=True)
+            self.state = tuple(torch.cat(pair, dim=1) for pair in pairs)
+        self.keys += list(self.joining)
+        self.joining = {}
         self._refresh_params()
 
-    def _sample_once(self, updates: dict[Hashable, Update]) -> None:
-        rows = [self.rows[key] for key in self.keys]
-        sampled = self._sample(rows)
-        kept = []
-        for position, (key, row, token) in enumerate(zip(self.keys, rows, sampled, strict=True)):
+    def _step_once(self, updates: dict[Hashable, Update]) -> None:
+        device = self.generator.device
+        inputs = torch.tensor([self.feed[key].popleft() for key in self.keys])
+        self.state = self.generator.step.advance(inputs.to(device), self.state)
+        ready = [p for p, key in enumerate(self.keys) if not self.feed[key]]
+        if not ready:
+            return
+        index = torch.tensor(ready)
+        hidden = (self.state[0][:, index.to(device)],)
+        logits = self.generator.step.logits(hidden).float().cpu()
+        rows = [self.rows[self.keys[p]] for p in ready]
+        sampled = self._sample(rows, logits, [p[index] for p in self.params])
+        failed = set()
+        for position, row, token in zip(ready, rows, sampled, strict=True):
+            key = self.keys[position]
             update = updates.setdefault(key, Update())
             try:
                 if token < 0:
@@ -178,56 +176,57 @@ class DecodeLoop:
             except Exception:
                 logger.exception("row %r failed", key)
                 update.error = INTERNAL_ERROR
+                failed.add(position)
                 continue
             if row.finish_reason is None:
-                kept.append(position)
+                self.feed[key].append(token)
                 continue
             update.result = GenerationResult(row.text, row.tokens, row.finish_reason)
+            failed.add(position)  # not failed: finished, but it leaves all the same
             if key in self.keep:
                 state = tuple(s[:, position : position + 1].clone() for s in self.state)
                 update.carry = Carry(state, token)
-        tokens = torch.tensor(sampled, dtype=torch.long)
-        if len(kept) < len(self.keys):
-            self._select(kept)
-            tokens = tokens[kept]
-        if self.keys:
-            device = self.generator.device
-            self.logits, self.state = self.generator.step(tokens.to(device), self.state)
+        if failed:
+            self._select([p for p in range(len(self.keys)) if p not in failed])
 
-    def _sample(self, rows: list[Row]) -> list[int]:
+    def _sample(
+        self, rows: list[Row], logits: torch.Tensor, params: list[torch.Tensor]
+    ) -> list[int]:
         """One token per row (on the CPU: its row-wise kernels do not depend on the batch, and
         the tokens are needed on the host anyway); -1 marks a row whose sampling failed."""
-        logits = self.logits.float().cpu()
         uniforms = draw_uniforms([row.generator for row in rows])
         try:
-            return sample(logits, *self.params, uniforms).tolist()
+            return sample(logits, *params, uniforms).tolist()
         except Exception:
             logger.exception("sampling %d rows failed; trying them one by one", len(rows))
         tokens = []
         for position in range(len(rows)):
             part = slice(position, position + 1)
             try:
-                params = [p[part] for p in self.params]
-                tokens.append(int(sample(logits[part], *params, uniforms[part])))
+                row_params = [p[part] for p in params]
+                tokens.append(int(sample(logits[part], *row_params, uniforms[part])))
             except Exception:
                 tokens.append(-1)
         return tokens
 
     def _select(self, positions: list[int]) -> None:
-        """Keep only the running rows at ``positions`` (in order)."""
+        """Keep only the rows of the state at ``positions`` (in order)."""
         keys = [self.keys[p] for p in positions]
         for key in set(self.keys) - set(keys):
-            self.rows.pop(key, None)
-            self.keep.discard(key)
+            self._forget(key)
         self.keys = keys
         if not keys:
-            self.logits = self.state = None
+            self.state = None
             self.params = []
             return
-        index = torch.tensor(positions, device=self.logits.device)
-        self.logits = self.logits[index]
+        index = torch.tensor(positions, device=self.state[0].device)
         self.state = tuple(s[:, index] for s in self.state)
         self._refresh_params()
+
+    def _forget(self, key: Hashable) -> None:
+        self.rows.pop(key, None)
+        self.feed.pop(key, None)
+        self.keep.discard(key)
 
     def _refresh_params(self) -> None:
         """Per-row sampling parameters (CPU tensors) in state order."""

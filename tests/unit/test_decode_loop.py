@@ -92,30 +92,11 @@ def test_a_row_that_fails_ends_alone(generator):
     def broken(token, tokenizer):
         raise RuntimeError("decode failed")
 
-    loop.waiting["bad"].row.add = broken
+    loop.rows["bad"].add = broken
     finals = run_to_end(loop, 3)
     assert finals["bad"][1].error and finals["bad"][1].result is None
     expected = generator.generate(OTHERS)
     assert [finals[key][1].result for key in range(len(OTHERS))] == expected
-
-
-def test_a_prompt_that_cannot_be_prefilled_fails_alone(generator, monkeypatch):
-    real = generator.prefill
-    poison = generator.tokenizer.encode("Q")[0]
-
-    def prefill(prompts, state=None):
-        if any(poison in prompt for prompt in prompts):
-            raise RuntimeError("prefill failed")
-        return real(prompts, state)
-
-    monkeypatch.setattr(generator, "prefill", prefill)
-    loop = DecodeLoop(generator)
-    loop.add("bad", GenerationRequest("Q", 5, 1.0, seed=1))
-    loop.add("good", SEEDED)
-    finals = run_to_end(loop)
-    assert finals["bad"][1].error
-    monkeypatch.setattr(generator, "prefill", real)
-    assert finals["good"][1].result == generator.generate([SEEDED])[0]
 
 
 def continue_session(generator, turns: list[GenerationRequest]) -> list[Update]:
