@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from serving.server import DEFAULT_RUN_DIR, Connection
+from serving.server import DEFAULT_RUN_DIR, Connection, ServerError
 
 
 def classify(connection: Connection, text: str | list[str], timeout: float = 30) -> Any:
@@ -54,13 +54,17 @@ def _post(
     timeout: float,
     stream: bool = False,
 ) -> requests.Response:
-    reply = requests.post(
-        f"{connection.inference_url}/predictions/{model}",
-        json=payload,
-        headers=connection.inference_headers(),
-        timeout=timeout,
-        stream=stream,
-    )
+    url = f"{connection.inference_url}/predictions/{model}"
+    try:
+        reply = requests.post(
+            url,
+            json=payload,
+            headers=connection.inference_headers(),
+            timeout=timeout,
+            stream=stream,
+        )
+    except requests.ConnectionError as exc:
+        raise SystemExit(f"error: no server answers at {url} ({type(exc).__name__})") from exc
     if reply.status_code != 200:
         raise SystemExit(f"HTTP {reply.status_code}: {reply.text.strip()}")
     return reply
@@ -86,7 +90,10 @@ def _main() -> None:
     gen.add_argument("--session", help='"new" opens a session; an id continues one')
     gen.add_argument("--end-session", action="store_true", help="forget the session afterwards")
     args = parser.parse_args()
-    connection = Connection.from_run_dir(args.run_dir)
+    try:
+        connection = Connection.from_run_dir(args.run_dir)
+    except ServerError as exc:
+        sys.exit(f"error: {exc}")
 
     if args.command == "classify":
         texts = args.texts if len(args.texts) > 1 else args.texts[0]

@@ -29,6 +29,7 @@ from typing import Any
 import requests
 
 from handlers import drain
+from serving import startup_failures
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_TEMPLATE = ROOT / "serving" / "config.properties"
@@ -214,6 +215,7 @@ def start(config: ServerConfig, timeout: float = 300.0) -> Connection:
     missing = [m for m in config.models if not (Path(config.model_store) / f"{m}.mar").exists()]
     if missing:
         raise ServerError(f"no archive for {missing} in {config.model_store}: run `make models`")
+    check_ports(config)
     for stale in (run_dir / KEY_FILE, run_dir / STATE_FILE):
         stale.unlink(missing_ok=True)
     drain.reset(run_dir / DRAIN_DIR)
@@ -245,7 +247,7 @@ def start(config: ServerConfig, timeout: float = 300.0) -> Connection:
     state = {k: v for k, v in asdict(config).items() if k not in ("model_store", "run_dir")}
     (run_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
     try:
-        connection = wait_ready(run_dir, config.models, timeout)
+        connection = wait_ready(run_dir, config.models, timeout, Path(config.model_store))
     except ServerError:
         stop(run_dir)
         raise
@@ -254,13 +256,44 @@ def start(config: ServerConfig, timeout: float = 300.0) -> Connection:
     return connection
 
 
-def wait_ready(run_dir: Path, models: tuple[str, ...], timeout: float) -> Connection:
+PORT_ROLES = (
+    "inference_port",
+    "management_port",
+    "metrics_port",
+    "grpc_inference_port",
+    "grpc_management_port",
+)
+
+
+def check_ports(config: ServerConfig) -> None:
+    """Name a port that is already taken before TorchServe fails on it less clearly."""
+    for role in PORT_ROLES:
+        port = getattr(config, role)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((config.host, port))
+            except OSError as exc:
+                what = role.removesuffix("_port").replace("_", " ")
+                raise ServerError(
+                    f"port {port} ({what}) on {config.host} is already in use ({exc.strerror}): "
+                    "stop what holds it or choose another port"
+                ) from exc
+
+
+def wait_ready(
+    run_dir: Path, models: tuple[str, ...], timeout: float, model_store: Path | None = None
+) -> Connection:
+    """Until every worker of every model is READY; stops early, with TorchServe's reason,
+    when a model failed to load (TorchServe itself would keep retrying)."""
     deadline = time.monotonic() + timeout
     last = "no answer yet"
     while time.monotonic() < deadline:
         time.sleep(0.5)
+        _raise_load_failure(run_dir, models, model_store)
         if server_pid(run_dir) is None:
-            raise ServerError(f"TorchServe exited during start-up; see {log_hint(run_dir)}")
+            taken = startup_failures.port_taken(run_dir / "logs")
+            cause = "a port it needs is already in use" if taken else "TorchServe exited"
+            raise ServerError(f"{cause} during start-up; see {log_hint(run_dir)}")
         try:
             connection = Connection.from_run_dir(run_dir)
             statuses = {m: worker_states(connection, m) for m in models}
@@ -271,6 +304,14 @@ def wait_ready(run_dir: Path, models: tuple[str, ...], timeout: float) -> Connec
             return connection
         last = json.dumps(statuses)
     raise ServerError(f"models not READY after {timeout:.0f}s ({last}); see {log_hint(run_dir)}")
+
+
+def _raise_load_failure(run_dir: Path, models: tuple[str, ...], store: Path | None) -> None:
+    failures = startup_failures.load_failures(run_dir / "logs", models)
+    if failures:
+        model, reason = sorted(failures.items())[0]
+        archive = (store / f"{model}.mar") if store else f"{model}.mar"
+        raise ServerError(f"model {model} ({archive}) did not load: {reason}")
 
 
 def served_models(run_dir: Path) -> list[str]:

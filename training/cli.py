@@ -8,7 +8,8 @@ boolean convention for all scripts, so a flag learned on one trainer works on th
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields, replace
 from typing import Any, TypeVar
 
@@ -61,3 +62,13 @@ def parse_options(
     profile = args.pop("profile")
     options = replace(defaults, **profiles[profile], profile=profile)  # type: ignore[type-var]
     return replace(options, **{k: v for k, v in args.items() if v is not None})
+
+
+def run(main: Callable[[], Any]) -> None:
+    """A command's entry point: a missing-data error is one line, not a traceback."""
+    from training.data import DataError
+
+    try:
+        main()
+    except DataError as error:
+        sys.exit(f"error: {error}")

@@ -37,11 +37,30 @@ def data_dir() -> Path:
     return Path(os.environ.get("DATA_DIR", DEFAULT_DATA_DIR))
 
 
+class DataError(RuntimeError):
+    """The data named cannot be found here (and not fetched): said in one line."""
+
+
 def _local_folder(source: str) -> Path | None:
     for candidate in (Path(source), data_dir() / source):
         if candidate.is_dir():
             return candidate
     return None
+
+
+def _from_hub(source: str, hub_id: str) -> datasets.DatasetDict:
+    """A hub dataset, unless the user pointed DATA_DIR somewhere or is offline: then the missing
+    folder is the error, at once (the hub would be tried with retries for half a minute)."""
+    where = f"no folder {source!r} in DATA_DIR={data_dir()}"
+    if "DATA_DIR" in os.environ or os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise DataError(f"{where}; set DATA_DIR to the folder that holds it (see README)")
+    try:
+        return datasets.load_dataset(hub_id)
+    except Exception as exc:  # offline, unknown id, hub down: all mean "not here"
+        raise DataError(
+            f"{where}, and the hub dataset {hub_id!r} could not be fetched "
+            f"({type(exc).__name__}); set DATA_DIR to the data folder"
+        ) from exc
 
 
 def load_sentiment(source: str = "sst2") -> datasets.DatasetDict:
@@ -57,7 +76,7 @@ def load_sentiment(source: str = "sst2") -> datasets.DatasetDict:
             "csv", data_files=files, delimiter="\t", quoting=csv.QUOTE_NONE
         )
     else:
-        hub = datasets.load_dataset(HUB_SENTIMENT.get(source, source))
+        hub = _from_hub(source, HUB_SENTIMENT.get(source, source))
         loaded = datasets.DatasetDict({"train": hub["train"], "dev": hub["validation"]})
     return datasets.DatasetDict(
         {
@@ -76,7 +95,7 @@ def load_text(source: str = "tinyshakespeare") -> str:
         files = sorted(str(p) for p in folder.glob("*.txt"))
         ds = datasets.load_dataset("text", data_files={"train": files}, sample_by="document")
         return "".join(ds["train"]["text"])
-    hub = datasets.load_dataset(HUB_TEXT.get(source, source))
+    hub = _from_hub(source, HUB_TEXT.get(source, source))
     return "".join("".join(hub[split]["text"]) for split in ("train", "validation", "test"))
 
 

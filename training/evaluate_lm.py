@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -118,6 +119,9 @@ def _main() -> None:
     parser.add_argument("--quantize", choices=("int8",), default=None)
     parser.add_argument("--compare-int8", action="store_true", help="fp32 vs int8 decode step")
     args = parser.parse_args()
+    for given in (args.archive, args.artifact, args.text):
+        if given and not Path(given).exists():
+            sys.exit(f"error: {given} does not exist")
     if args.validation:
         from training.data import load_text, split_text
 
@@ -138,4 +142,6 @@ def _main() -> None:
 
 
 if __name__ == "__main__":
-    _main()
+    from training import cli
+
+    cli.run(_main)

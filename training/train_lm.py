@@ -323,4 +323,4 @@ def parse_options(argv: Sequence[str] | None = None) -> LMTrainOptions:
 
 
 if __name__ == "__main__":
-    train(parse_options())
+    cli.run(lambda: train(parse_options()))
