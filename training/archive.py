@@ -10,12 +10,17 @@ workers, threads: the per-model serving settings live in that one file).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from models import atomic
 from models.artifact import ARTIFACT_FILES
@@ -78,6 +83,14 @@ def build_archive(
         finally:
             shutil.rmtree(build_dir, ignore_errors=True)
     return target
+
+
+def archive_info(archive: Path) -> tuple[str, dict[str, Any]]:
+    """(version, model config) as packed in a .mar: what TorchServe will actually load."""
+    with zipfile.ZipFile(archive) as mar:
+        manifest = json.loads(mar.read("MAR-INF/MANIFEST.json"))["model"]
+        config = yaml.safe_load(mar.read(manifest["configFile"])) or {}
+    return str(manifest["modelVersion"]), config
 
 
 def _main() -> None:

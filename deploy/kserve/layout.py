@@ -36,9 +36,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from serving.server import DEFAULT_MODELS, ROOT, ServerConfig
+from training.archive import archive_info
 
 MOUNT = Path("/mnt/models")  # where KServe's storage initializer puts storageUri
 CONFIG_DIR = "config"
@@ -49,14 +48,6 @@ GRPC_INFERENCE_PORT = 7070
 GRPC_MANAGEMENT_PORT = 7071
 # Per-model settings TorchServe takes from a snapshot entry (names as in the model config).
 SNAPSHOT_SETTINGS = ("minWorkers", "maxWorkers", "batchSize", "maxBatchDelay", "responseTimeout")
-
-
-def archive_info(archive: Path) -> tuple[str, dict[str, Any]]:
-    """(version, model config) as packed in a .mar: what TorchServe will actually load."""
-    with zipfile.ZipFile(archive) as mar:
-        manifest = json.loads(mar.read("MAR-INF/MANIFEST.json"))["model"]
-        config = yaml.safe_load(mar.read(manifest["configFile"])) or {}
-    return str(manifest["modelVersion"]), config
 
 
 def model_snapshot(archives: Mapping[str, Path]) -> dict[str, Any]:

@@ -57,14 +57,14 @@ def check_run_folder(out: Path, scenario: str) -> str:
 
 
 def test_load_run_against_the_running_server_leaves_it_running(server, tmp_path):
-    scenario = "mixed" if "lm" in server.config.models else "classify"
+    scenario = "mixed"  # the shared server always serves both models (conftest)
     out = tmp_path / "run"
     result = load_run(out, server.run_dir, scenario, "8s")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"report: {out / report.REPORT}" in result.stdout
     text = check_run_folder(out, scenario)
     assert "server already running" in text
-    for model in {"mixed": ("sentiment", "lm"), "classify": ("sentiment",)}[scenario]:
+    for model in ("sentiment", "lm"):
         assert f"| {model} |" in text  # a server-side row per model under load
     assert server_pid(server.run_dir) is not None
 
