@@ -31,16 +31,13 @@ CANDIDATES = {
     # Continuous batching: one worker (see serving/lm-config.yaml); what is left to choose is
     # its threads, how many rows it decodes together and how many tokens per handler call.
     "lm": [
-        {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 1},
         {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 2},
         {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 4},
         {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 8},
         {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 16},
         {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 32},
-        {"workers": 1, "threads": 2, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 4},
-        {"workers": 1, "threads": 2, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 16},
-        {"workers": 1, "threads": 2, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 32},
-        {"workers": 1, "threads": 1, "batchSize": 96, "maxBatchDelay": 1, "tokens_per_call": 4},
+        {"workers": 1, "threads": 2, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 8},
+        {"workers": 1, "threads": 1, "batchSize": 96, "maxBatchDelay": 1, "tokens_per_call": 8},
     ],
 }
 SCENARIO = {"sentiment": "classify", "lm": "generation"}  # lm: half of the users stream
