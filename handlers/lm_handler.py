@@ -46,7 +46,7 @@ METRIC_ACTIVE_ROWS = "ActiveRows"
 METRIC_ACTIVE_SESSIONS = "ActiveSessions"
 METRIC_SESSION_EVICTIONS = "SessionEvictions"
 
-TOKENS_PER_CALL = 8  # overridden by the model config's handler.tokens_per_call
+TOKENS_PER_CALL = 16  # overridden by the model config's handler.tokens_per_call
 SESSION_CAPACITY = 1000
 SESSION_TTL_SECONDS = 600.0
 SESSION_STATUS = {"unknown": 404, "expired": 410, "busy": 409}
