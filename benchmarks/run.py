@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 import zipfile
@@ -419,6 +420,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-served", action="store_true", help="in-process figures only")
     parser.add_argument("--only", choices=("classification", "generation"), default=None)
     args = parser.parse_args(argv)
+    missing = [m for m in ("sentiment", "lm") if not (args.model_store / f"{m}.mar").exists()]
+    if missing:
+        sys.exit(f"error: no {', '.join(missing)} archive in {args.model_store}: run `make models`")
     out = ROOT / "runs" / "bench" / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     tables: list[Table] = []
@@ -440,4 +444,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from training import cli
+
+    cli.run(main)

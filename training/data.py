@@ -51,7 +51,8 @@ def _local_folder(source: str) -> Path | None:
 def _from_hub(source: str, hub_id: str) -> datasets.DatasetDict:
     """A hub dataset, unless the user pointed DATA_DIR somewhere or is offline: then the missing
     folder is the error, at once (the hub would be tried with retries for half a minute)."""
-    where = f"no folder {source!r} in DATA_DIR={data_dir()}"
+    holds = "*.txt files" if source in HUB_TEXT else "train.tsv and dev.tsv (sentence, label)"
+    where = f"no folder {source!r} (holding {holds}) in DATA_DIR={data_dir()}"
     if "DATA_DIR" in os.environ or os.environ.get("HF_HUB_OFFLINE") == "1":
         raise DataError(f"{where}; set DATA_DIR to the folder that holds it (see README)")
     try:

@@ -29,7 +29,7 @@ def run(*command: str, **env: str) -> subprocess.CompletedProcess:
         (
             ("training.train_lm", "--profile", "tiny", "--out", "/tmp/never"),
             {"DATA_DIR": "/nowhere"},
-            "error: no folder 'tinyshakespeare' in DATA_DIR=/nowhere",
+            "error: no folder 'tinyshakespeare' (holding *.txt files) in DATA_DIR=/nowhere",
         ),
         (
             ("training.evaluate_lm", "--archive", "missing.mar", "--validation"),
