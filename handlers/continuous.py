@@ -16,6 +16,7 @@ class Job:
     stream: bool
     session: str | None
     end_session: bool
+    replies: Any = None  # how its answers look (handlers/lm_replies.py)
     started: bool = False  # a chunk went out: the response is a stream now
     announced: str | None = None  # the session id, once a streamed line has carried it
 
@@ -25,6 +26,7 @@ class Reply:
     body: Any
     more: bool | None  # True: chunks follow; False: the last chunk; None: a whole response
     status: int = 200
+    content_type: str | None = None
 
 
 class Decision:

@@ -24,19 +24,20 @@ a busy one stalls until the next request arrives. Sessions therefore always find
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
 
 import torch
 
+from handlers import openai_api
 from handlers.base import PHRASES, STOPPING, BatchHandler, request_body
 from handlers.continuous import Decision, Job, Reply
 from handlers.lm_api import NEW_SESSION, LMRequest, parse_generation
+from handlers.lm_replies import NativeReplies, OpenAIReplies
 from handlers.schema import RequestError, decode_body
 from models.decode_loop import INTERNAL_ERROR, Carry, DecodeLoop, Update
-from models.generation import GenerationResult, Generator
+from models.generation import Generator
 from models.sessions import SessionError, SessionStore
 
 logger = logging.getLogger(__name__)
@@ -51,10 +52,7 @@ SESSION_CAPACITY = 1000
 SESSION_TTL_SECONDS = 600.0
 SESSION_STATUS = {"unknown": 404, "expired": 410, "busy": 409}
 PHRASES.update({404: "Not Found", 409: "Conflict", 410: "Gone"})
-
-
-def chunk(payload: dict[str, Any]) -> str:
-    return json.dumps(payload) + "\n"
+NATIVE = NativeReplies()
 
 
 class LMHandler(BatchHandler):
@@ -84,14 +82,11 @@ class LMHandler(BatchHandler):
             return self._fail_all(ids)
 
     def _fail_all(self, ids: list[str]) -> list[Any]:
-        error = RequestError("request", INTERNAL_ERROR, 500).to_json()
+        error = RequestError("request", INTERNAL_ERROR, 500)
         replies = []
         for rid in ids:
             job = self.jobs.get(rid)
-            if job is None or not job.started:
-                replies.append(Reply(error, None, 500))
-            else:
-                replies.append(Reply(chunk(error) if job.stream else error, more=False))
+            replies.append(job.replies.failed(job, error) if job else NATIVE.refused(error))
         for job in self.jobs.values():
             if job.session is not None:
                 self.sessions.release(job.session)
@@ -106,8 +101,8 @@ class LMHandler(BatchHandler):
         self.call_tokens = self.call_failures = 0
         draining = self.drain_gate.enter()
         replies: list[Reply | None] = [
-            None if rid in self.jobs else self._admit(rid, row, draining)
-            for rid, row in zip(ids, data, strict=True)
+            None if rid in self.jobs else self._admit(index, rid, row, draining)
+            for index, (rid, row) in enumerate(zip(ids, data, strict=True))
         ]
         updates = self._step()
         for index, rid in enumerate(ids):
@@ -118,15 +113,25 @@ class LMHandler(BatchHandler):
         self._record(replies, time.perf_counter() - started)
         return self._respond(replies)
 
-    def _admit(self, rid: str, row: dict[str, Any], draining: bool) -> Reply | None:
-        """Validate a new job and put it in the loop; a reply only when it is refused."""
+    def _admit(self, index: int, rid: str, row: dict[str, Any], draining: bool) -> Reply | None:
+        """Validate a new job and put it in the loop; a reply when it is refused or answered
+        at once (``v1/models``)."""
+        route = self.context.get_request_header(index, "url_path") or ""
+        replies = NATIVE if not route else OpenAIReplies(None, stream=False)
         try:
-            request = self.parse(decode_body(request_body(row)))
+            if route not in openai_api.ROUTES:
+                raise RequestError("url", f"no such route: {route!r}", 404)
+            if route == openai_api.MODELS:
+                body = openai_api.models_body(self.model_name)
+                return Reply(body, None, content_type=openai_api.JSON)
+            request = self._parse_route(route, decode_body(request_body(row)))
+            if route == openai_api.COMPLETIONS:
+                replies = OpenAIReplies(self._ids(rid, request), request.stream)
             if draining:
                 raise STOPPING
             session, carry = self._open_session(request)
         except RequestError as error:
-            return Reply(error.to_json(), None, error.status)
+            return replies.refused(error)
         try:
             self.loop.add(rid, request.generation, carry=carry, keep=session is not None)
         except Exception:
@@ -134,9 +139,19 @@ class LMHandler(BatchHandler):
             if session is not None:
                 self.sessions.release(session)
             self.call_failures += 1
-            return Reply(RequestError("request", INTERNAL_ERROR, 500).to_json(), None, 500)
-        self.jobs[rid] = Job(request.stream, session, request.end_session)
+            return replies.refused(RequestError("request", INTERNAL_ERROR, 500))
+        self.jobs[rid] = Job(request.stream, session, request.end_session, replies)
         return None
+
+    def _parse_route(self, route: str, body: Any) -> LMRequest:
+        if route == openai_api.COMPLETIONS:
+            completion = openai_api.parse_completion(body)
+            return LMRequest(completion.generation, completion.stream)
+        return self.parse(body)
+
+    def _ids(self, rid: str, request: LMRequest) -> openai_api.CompletionIds:
+        prompt_tokens = len(self.generator.tokenizer.encode(request.generation.prompt))
+        return openai_api.CompletionIds.new(rid, self.model_name, prompt_tokens)
 
     def _open_session(self, request: LMRequest) -> tuple[str | None, Carry | None]:
         if request.session is None:
@@ -163,34 +178,14 @@ class LMHandler(BatchHandler):
         if update.error is not None:
             self.call_failures += 1
             self._finish(rid, carry=None, failed=True)
-            error = RequestError("request", update.error, 500).to_json()
-            if not job.started:
-                return Reply(error, None, 500)
-            return Reply(chunk(error) if job.stream else error, more=False)
+            return job.replies.failed(job, RequestError("request", update.error, 500))
         if update.result is not None:
             self.call_tokens += update.result.generated_tokens
             self._finish(rid, update.carry, failed=False)
-            answer = self._answer(update.result, job)
-            body = chunk({**answer, "text": update.text}) if job.stream else answer
-            return Reply(body, more=False if job.started else None)
+            return job.replies.finished(job, update.result, update.text)
+        reply = job.replies.running(job, update.text)
         job.started = True
-        if not job.stream or not update.text:
-            return Reply("", more=True)  # nothing to show yet: an empty chunk
-        payload: dict[str, Any] = {"text": update.text}
-        if job.session and not job.announced:
-            payload["session"] = job.announced = job.session
-        return Reply(chunk(payload), more=True)
-
-    @staticmethod
-    def _answer(result: GenerationResult, job: Job) -> dict[str, Any]:
-        answer = {
-            "text": result.text,
-            "generated_tokens": result.generated_tokens,
-            "finish_reason": result.finish_reason,
-        }
-        if job.session:
-            answer["session"] = job.session
-        return answer
+        return reply
 
     def _finish(self, rid: str, carry: Carry | None, failed: bool) -> None:
         job = self.jobs.pop(rid)
@@ -220,6 +215,8 @@ class LMHandler(BatchHandler):
             if reply.status != 200:
                 phrase = PHRASES.get(reply.status, "Error")
                 self.context.set_response_status(reply.status, phrase, idx=index)
+            if reply.content_type:
+                self.context.set_response_content_type(index, reply.content_type)
         # TorchServe calls criterion(body) per job after this method returns: False keeps a
         # job streaming, True ends its stream, None sends a whole (unchunked) response.
         self.context.stopping_criteria = [Decision(reply.more) for reply in replies]

@@ -67,6 +67,12 @@ class FakeContext:
     def set_response_status(self, code: int, phrase: str, idx: int) -> None:
         self.statuses[idx] = code
 
+    def get_request_header(self, idx: int, key: str) -> str | None:
+        return ""  # our own API; the OpenAI route is tested through a real TorchServe
+
+    def set_response_content_type(self, idx: int, value: str) -> None:
+        pass
+
     def add_metric(self, *args, **kwargs) -> None:
         pass
 

@@ -1,0 +1,82 @@
+"""How the LM's answers look on the wire, per API: our own JSON/NDJSON, or OpenAI's JSON and
+Server-Sent Events. The handler decides *when* a job gets a chunk, an answer or an error;
+these classes decide *what* it looks like (and its content type)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from handlers import openai_api
+from handlers.continuous import Job, Reply
+from handlers.schema import RequestError
+from models.generation import GenerationResult
+
+
+def ndjson(payload: dict[str, Any]) -> str:
+    return json.dumps(payload) + "\n"
+
+
+class NativeReplies:
+    """Our API: a JSON answer, or NDJSON lines when streaming (the last with finish_reason)."""
+
+    content_type: str | None = None  # TorchServe's default, as before continuous batching
+
+    def refused(self, error: RequestError) -> Reply:
+        return Reply(error.to_json(), None, error.status)
+
+    def failed(self, job: Job, error: RequestError) -> Reply:
+        if not job.started:
+            return self.refused(error)
+        body = error.to_json()
+        return Reply(ndjson(body) if job.stream else body, more=False)
+
+    def running(self, job: Job, text: str) -> Reply:
+        if not job.stream or not text:
+            return Reply("", more=True, content_type=self.content_type)
+        payload: dict[str, Any] = {"text": text}
+        if job.session and not job.announced:
+            payload["session"] = job.announced = job.session
+        return Reply(ndjson(payload), more=True, content_type=self.content_type)
+
+    def finished(self, job: Job, result: GenerationResult, text: str) -> Reply:
+        answer: dict[str, Any] = {
+            "text": result.text,
+            "generated_tokens": result.generated_tokens,
+            "finish_reason": result.finish_reason,
+        }
+        if job.session:
+            answer["session"] = job.session
+        body = ndjson({**answer, "text": text}) if job.stream else answer
+        return Reply(body, more=False if job.started else None, content_type=self.content_type)
+
+
+class OpenAIReplies:
+    """OpenAI's completions: a `text_completion` object, or `data: {...}` events and
+    `data: [DONE]`; errors as ``{"error": {...}}``."""
+
+    def __init__(self, ids: openai_api.CompletionIds | None, stream: bool) -> None:
+        self.ids = ids
+        self.content_type = openai_api.EVENT_STREAM if stream else openai_api.JSON
+
+    def refused(self, error: RequestError) -> Reply:
+        return Reply(openai_api.error_body(error), None, error.status, openai_api.JSON)
+
+    def failed(self, job: Job, error: RequestError) -> Reply:
+        if not job.started:
+            return self.refused(error)
+        body = openai_api.error_body(error)
+        return Reply(openai_api.event(body) if job.stream else body, more=False)
+
+    def running(self, job: Job, text: str) -> Reply:
+        if not job.stream or not text:
+            return Reply("", more=True, content_type=self.content_type)
+        event = openai_api.event(self.ids.body(text, None))
+        return Reply(event, more=True, content_type=self.content_type)
+
+    def finished(self, job: Job, result: GenerationResult, text: str) -> Reply:
+        if job.stream:
+            body = openai_api.event(self.ids.body(text, result.finish_reason)) + openai_api.DONE
+        else:
+            body = self.ids.answer(result)
+        return Reply(body, more=False if job.started else None, content_type=self.content_type)

@@ -1,0 +1,142 @@
+"""OpenAI's completions API on our generation engine: its fields mapped to ours, its answer,
+stream and error shapes, so that the official `openai` client (and tools built on it) work.
+
+    POST /predictions/lm/1.0/v1/completions    OpenAI(base_url=".../predictions/lm/1.0/v1")
+    GET  /predictions/lm/1.0/v1/models
+
+TorchServe hands the path after ``/predictions/{model}/{version}/`` to the handler as the
+request header ``url_path``, and its token authorization is the ``Authorization: Bearer``
+header that OpenAI clients send, so the route needs no proxy.
+
+    python -m handlers.openai_api      # prints the field table used in the README
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from handlers.lm_api import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, MAX_STOP_CHARS, MAX_STOP_STRINGS
+from handlers.schema import Field, RequestError, validate
+from models.generation import GenerationRequest, GenerationResult
+
+COMPLETIONS = "v1/completions"
+MODELS = "v1/models"
+ROUTES = ("", COMPLETIONS, MODELS)  # "" is our own API
+EVENT_STREAM = "text/event-stream"
+JSON = "application/json"
+DONE = "data: [DONE]\n\n"
+
+FIELDS = (
+    Field("model", str, None, "Any name; answers carry the served model's.", nullable=True),
+    Field(
+        "prompt",
+        list,
+        doc="Text to continue: a string, or a list holding one string.",
+        min_length=1,
+        max_length=1,
+        item_max_length=MAX_PROMPT_CHARS,
+        blank_ok=True,
+        single_as_list=True,
+    ),
+    Field("max_tokens", int, 16, "Most tokens to generate.", minimum=1, maximum=MAX_NEW_TOKENS),
+    Field("temperature", float, 1.0, "Softmax temperature; 0 means greedy.", minimum=0, maximum=5),
+    Field("top_p", float, 1.0, "Nucleus sampling.", minimum=0, maximum=1, exclusive_minimum=True),
+    Field("seed", int, None, "Seed for reproducible sampling.", minimum=0, nullable=True),
+    Field(
+        "stop",
+        list,
+        None,
+        "Up to 4 strings that end generation.",
+        max_length=MAX_STOP_STRINGS,
+        item_max_length=MAX_STOP_CHARS,
+        blank_ok=True,
+        single_as_list=True,
+        nullable=True,
+    ),
+    Field("stream", bool, False, "Server-Sent Events, ending with `data: [DONE]`."),
+    Field("n", int, 1, "Choices per prompt: 1 only.", minimum=1, maximum=1),
+    Field("logprobs", int, None, "Not supported: null only.", minimum=0, maximum=0, nullable=True),
+    Field("user", str, None, "Accepted and ignored.", nullable=True),
+)
+
+
+@dataclass(frozen=True)
+class Completion:
+    generation: GenerationRequest
+    stream: bool
+
+
+def parse_completion(body: Any) -> Completion:
+    values = validate(body, FIELDS)
+    if values["logprobs"] is not None:
+        raise RequestError("logprobs", "is not supported")
+    generation = GenerationRequest(
+        prompt=values["prompt"][0],
+        max_new_tokens=values["max_tokens"],
+        temperature=values["temperature"],
+        top_p=values["top_p"],
+        seed=values["seed"],
+        stop=values["stop"] or [],
+    )
+    return Completion(generation, values["stream"])
+
+
+def error_body(error: RequestError) -> dict[str, Any]:
+    """OpenAI's error shape; its clients raise BadRequestError (400) naming ``param``."""
+    kind = "invalid_request_error" if error.status < 500 else "server_error"
+    return {
+        "error": {"message": str(error), "type": kind, "param": error.field, "code": None},
+    }
+
+
+def models_body(model: str) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [{"id": model, "object": "model", "created": 0, "owned_by": "rnn-serve"}],
+    }
+
+
+@dataclass
+class CompletionIds:
+    """What every answer and event of one completion repeats."""
+
+    id: str
+    model: str
+    created: int
+    prompt_tokens: int
+
+    @classmethod
+    def new(cls, request_id: str, model: str, prompt_tokens: int) -> CompletionIds:
+        return cls(f"cmpl-{request_id}", model, int(time.time()), prompt_tokens)
+
+    def body(self, text: str, finish_reason: str | None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "text_completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [
+                {"index": 0, "text": text, "finish_reason": finish_reason, "logprobs": None}
+            ],
+        }
+
+    def answer(self, result: GenerationResult) -> dict[str, Any]:
+        usage = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": result.generated_tokens,
+            "total_tokens": self.prompt_tokens + result.generated_tokens,
+        }
+        return {**self.body(result.text, result.finish_reason), "usage": usage}
+
+
+def event(payload: dict[str, Any]) -> str:
+    return f"data: {json.dumps(payload)}\n\n"
+
+
+if __name__ == "__main__":
+    from handlers.schema import markdown_table
+
+    print(markdown_table(FIELDS))
