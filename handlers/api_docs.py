@@ -11,11 +11,15 @@ import re
 import sys
 from pathlib import Path
 
-from handlers import lm_api, sentiment_api
+from handlers import lm_api, openai_api, sentiment_api
 from handlers.schema import markdown_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-ENDPOINTS = {"sentiment": sentiment_api.FIELDS, "lm": lm_api.FIELDS}
+ENDPOINTS = {
+    "sentiment": sentiment_api.FIELDS,
+    "lm": lm_api.FIELDS,
+    "openai": openai_api.FIELDS,
+}
 
 
 def render(text: str) -> str:

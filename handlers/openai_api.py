@@ -44,7 +44,15 @@ FIELDS = (
     Field("max_tokens", int, 16, "Most tokens to generate.", minimum=1, maximum=MAX_NEW_TOKENS),
     Field("temperature", float, 1.0, "Softmax temperature; 0 means greedy.", minimum=0, maximum=5),
     Field("top_p", float, 1.0, "Nucleus sampling.", minimum=0, maximum=1, exclusive_minimum=True),
-    Field("seed", int, None, "Seed for reproducible sampling.", minimum=0, nullable=True),
+    Field(
+        "seed",
+        int,
+        None,
+        "Seed for reproducible sampling.",
+        minimum=0,
+        maximum=2**63 - 1,
+        nullable=True,
+    ),
     Field(
         "stop",
         list,
