@@ -35,7 +35,7 @@ from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
 from loadtest.payloads import conversation_turns, generation_payload, prompts, sentences
 from loadtest.report import FINAL_FAILURES, FINAL_STATS, FIRST_CHUNK
-from serving.client import generate_stream
+from serving.client import ClientError, generate_stream
 from serving.server import DEFAULT_RUN_DIR, Connection
 
 WEIGHTS = {"classify": 3, "generate": 1, "stream": 1, "converse": 1}
@@ -174,7 +174,7 @@ class StreamUser(User):
                 last = chunk
             if not isinstance(last, dict) or "finish_reason" not in last:
                 error = RuntimeError(f"stream ended without finish_reason: {last!r}")
-        except SystemExit as exc:  # the client's way of saying "not HTTP 200"
+        except ClientError as exc:  # not HTTP 200
             error = RuntimeError(str(exc))
         except Exception as exc:
             error = exc

@@ -1,4 +1,14 @@
-"""A small command-line client for a server started from this checkout (keys read for you).
+"""A Python client and command line for a server started from this checkout (keys read
+for you). Errors raise `ClientError` with the server's status and the field it named; the
+command line prints them as one line.
+
+    from serving.client import Client
+    client = Client.from_run_dir()
+    client.classify("a gripping , funny movie")["label"]
+    client.generate("ROMEO:", max_new_tokens=50, seed=1)["text"]
+    for chunk in client.stream("ROMEO:"): print(chunk["text"], end="")
+    chat = client.conversation(max_new_tokens=60)   # a server-side session
+    chat.say("ROMEO:"); chat.say("\nJULIET:"); chat.end()
 
 python -m serving.client classify "a gripping , funny movie"
 python -m serving.client generate "ROMEO:" --temperature 0.8 --max-new-tokens 200 --stream
@@ -19,9 +29,74 @@ import requests
 from serving.server import DEFAULT_RUN_DIR, Connection, ServerError
 
 
+class ClientError(Exception):
+    """The server refused or failed a request (or could not be reached: status 0)."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(f"HTTP {status}: {message}" if status else message)
+        self.status = status
+        self.field = field
+
+
+class Client:
+    """Our API over HTTP, with the keys of the server it was made for."""
+
+    def __init__(self, connection: Connection, timeout: float = 120) -> None:
+        self.connection = connection
+        self.timeout = timeout
+
+    @classmethod
+    def from_run_dir(cls, run_dir: str = str(DEFAULT_RUN_DIR)) -> Client:
+        try:
+            return cls(Connection.from_run_dir(run_dir))
+        except ServerError as exc:
+            raise ClientError(0, str(exc)) from exc
+
+    def classify(self, text: str | list[str], explain: bool = False) -> dict[str, Any]:
+        payload: dict[str, Any] = {"texts": text} if isinstance(text, list) else {"text": text}
+        if explain:
+            payload["explain"] = True
+        return _post(self.connection, "sentiment", payload, self.timeout).json()
+
+    def generate(self, prompt: str, **params: Any) -> dict[str, Any]:
+        return generate(self.connection, {**params, "prompt": prompt}, self.timeout)
+
+    def stream(self, prompt: str, **params: Any) -> Iterator[dict[str, Any]]:
+        return generate_stream(self.connection, {**params, "prompt": prompt}, self.timeout)
+
+    def conversation(self, **defaults: Any) -> Conversation:
+        return Conversation(self, defaults)
+
+
+class Conversation:
+    """A server-side session: each `say` continues from everything said and generated so far,
+    and the server reads only the new prompt (README, "Sessions")."""
+
+    def __init__(self, client: Client, defaults: dict[str, Any]) -> None:
+        self.client = client
+        self.defaults = defaults
+        self.session: str | None = None
+
+    def say(self, prompt: str, **params: Any) -> dict[str, Any]:
+        answer = self.client.generate(
+            prompt, **{**self.defaults, **params, "session": self.session or "new"}
+        )
+        self.session = answer["session"]
+        return answer
+
+    def end(self, prompt: str = "\n", **params: Any) -> dict[str, Any] | None:
+        """A last turn that also frees the session on the server (None if none was opened)."""
+        if self.session is None:
+            return None
+        answer = self.client.generate(
+            prompt, **{**self.defaults, **params, "session": self.session, "end_session": True}
+        )
+        self.session = None
+        return answer
+
+
 def classify(connection: Connection, text: str | list[str], timeout: float = 30) -> Any:
-    payload = {"texts": text} if isinstance(text, list) else {"text": text}
-    return _post(connection, "sentiment", payload, timeout).json()
+    return Client(connection, timeout).classify(text)
 
 
 def generate(connection: Connection, payload: dict[str, Any], timeout: float = 120) -> Any:
@@ -56,17 +131,18 @@ def _post(
 ) -> requests.Response:
     url = f"{connection.inference_url}/predictions/{model}"
     try:
-        reply = requests.post(
-            url,
-            json=payload,
-            headers=connection.inference_headers(),
-            timeout=timeout,
-            stream=stream,
-        )
+        headers = connection.inference_headers()
+        reply = requests.post(url, json=payload, headers=headers, timeout=timeout, stream=stream)
     except requests.ConnectionError as exc:
-        raise SystemExit(f"error: no server answers at {url} ({type(exc).__name__})") from exc
+        raise ClientError(0, f"no server answers at {url} ({type(exc).__name__})") from exc
     if reply.status_code != 200:
-        raise SystemExit(f"HTTP {reply.status_code}: {reply.text.strip()}")
+        try:
+            body = reply.json()
+        except ValueError:
+            body = {}
+        detail = body.get("error") if isinstance(body, dict) else None
+        field = body.get("field") if isinstance(body, dict) else None
+        raise ClientError(reply.status_code, str(detail or reply.text.strip()), field)
     return reply
 
 
@@ -91,9 +167,13 @@ def _main() -> None:
     gen.add_argument("--end-session", action="store_true", help="forget the session afterwards")
     args = parser.parse_args()
     try:
-        connection = Connection.from_run_dir(args.run_dir)
-    except ServerError as exc:
+        _run(args)
+    except ClientError as exc:
         sys.exit(f"error: {exc}")
+
+
+def _run(args: argparse.Namespace) -> None:
+    connection = Client.from_run_dir(args.run_dir).connection
 
     if args.command == "classify":
         texts = args.texts if len(args.texts) > 1 else args.texts[0]

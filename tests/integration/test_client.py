@@ -1,0 +1,69 @@
+"""The Python client and its command line against a real TorchServe: answers, streams,
+conversations, and errors as exceptions (never an exit from inside a library call)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from serving.client import Client, ClientError
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def client(server) -> Client:
+    return Client(server.connection)
+
+
+def test_classify_generate_and_stream(client):
+    assert client.classify("a gripping , funny movie")["label"] in ("positive", "negative")
+    whole = client.generate("ROMEO:", max_new_tokens=20, temperature=1.0, seed=4)
+    chunks = list(client.stream("ROMEO:", max_new_tokens=20, temperature=1.0, seed=4))
+    assert "".join(c["text"] for c in chunks) == whole["text"]
+
+
+def test_a_conversation_keeps_its_session_until_it_ends(client):
+    chat = client.conversation(max_new_tokens=10, temperature=0)
+    first = chat.say("ROMEO:")
+    second = chat.say("\nJULIET:")
+    assert first["session"] == second["session"] == chat.session
+    session = chat.session
+    chat.end()
+    with pytest.raises(ClientError) as error:
+        client.generate("x", session=session)
+    assert error.value.status == 404 and error.value.field == "session"
+
+
+def test_errors_are_exceptions_naming_the_field(client):
+    with pytest.raises(ClientError) as error:
+        client.generate("ROMEO:", max_new_tokens=0)
+    assert error.value.status == 400 and error.value.field == "max_new_tokens"
+
+
+def test_the_command_line_prints_answers_and_one_line_errors(server):
+    base = [sys.executable, "-m", "serving.client", "--run-dir", str(server.run_dir)]
+    answer = subprocess.run(
+        [*base, "generate", "ROMEO:", "--max-new-tokens", "5", "--seed", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert json.loads(answer.stdout)["generated_tokens"] == 5
+    refused = subprocess.run(
+        [*base, "generate", "ROMEO:", "--max-new-tokens", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert refused.stderr.startswith("error: HTTP 400: max_new_tokens"), refused.stderr
