@@ -14,12 +14,14 @@ python -m serving.client classify "a gripping , funny movie"
 python -m serving.client generate "ROMEO:" --temperature 0.8 --max-new-tokens 200 --stream
 python -m serving.client generate "ROMEO:" --session new          # prints the session's id
 python -m serving.client generate $'\nJULIET:' --session <id>     # continues it
+python -m serving.client --url http://host:8080 --key KEY classify "fine"   # any server
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -27,6 +29,9 @@ from typing import Any
 import requests
 
 from serving.server import DEFAULT_RUN_DIR, Connection, ServerError
+
+URL_ENV = "RNN_SERVE_URL"
+KEY_ENV = "RNN_SERVE_KEY"
 
 
 class ClientError(Exception):
@@ -44,6 +49,11 @@ class Client:
     def __init__(self, connection: Connection, timeout: float = 120) -> None:
         self.connection = connection
         self.timeout = timeout
+
+    @classmethod
+    def from_url(cls, url: str, key: str | None = None) -> Client:
+        """A server anywhere (the container, another host): its inference URL and key."""
+        return cls(Connection(url.rstrip("/"), "", "", inference_key=key))
 
     @classmethod
     def from_run_dir(cls, run_dir: str = str(DEFAULT_RUN_DIR)) -> Client:
@@ -151,6 +161,14 @@ def _main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--run-dir", default=DEFAULT_RUN_DIR, help="folder of the running server")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get(URL_ENV),
+        help=f"inference URL of a server anywhere (or ${URL_ENV}); default: the --run-dir one",
+    )
+    parser.add_argument(
+        "--key", default=os.environ.get(KEY_ENV), help=f"its inference key (or ${KEY_ENV})"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     classify_cmd = commands.add_parser("classify", help="sentiment of one or more texts")
     classify_cmd.add_argument("texts", nargs="+")
@@ -173,7 +191,10 @@ def _main() -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    connection = Client.from_run_dir(args.run_dir).connection
+    if args.url:
+        connection = Client.from_url(args.url, args.key).connection
+    else:
+        connection = Client.from_run_dir(args.run_dir).connection
 
     if args.command == "classify":
         texts = args.texts if len(args.texts) > 1 else args.texts[0]

@@ -67,3 +67,7 @@ def test_the_command_line_prints_answers_and_one_line_errors(server):
     )
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert refused.stderr.startswith("error: HTTP 400: max_new_tokens"), refused.stderr
+    anywhere = [sys.executable, "-m", "serving.client", "--url", server.connection.inference_url]
+    anywhere += ["--key", server.connection.inference_key, "classify", "fine"]
+    labelled = subprocess.run(anywhere, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert json.loads(labelled.stdout)["label"] in ("positive", "negative"), labelled.stderr
