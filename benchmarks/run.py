@@ -14,9 +14,11 @@ The machine is noisy (shared 2 cores): only ratios taken within one run mean muc
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -409,6 +411,27 @@ def single_stream_latency(run_dir: Path, tokens: int, requests_count: int = 5) -
     return {"first_ms": statistics.mean(first_ms), "per_token_ms": statistics.mean(per_token_ms)}
 
 
+def provenance(args: argparse.Namespace) -> str:
+    """What this run measured: its arguments, the commit, and the archives by hash."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "diff", "--quiet"], cwd=ROOT, check=False).returncode
+        commit += " (with uncommitted changes)" if dirty else ""
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown (not a git checkout)"
+    lines = [f"Arguments: `{' '.join(sys.argv[1:]) or '(defaults)'}`; commit {commit}.", ""]
+    for archive in sorted(Path(args.model_store).glob("*.mar")):
+        digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:16]
+        lines.append(f"- `{archive.name}` sha256 {digest}…")
+    return "\n".join(lines) + "\n\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -437,6 +460,7 @@ def main(argv: list[str] | None = None) -> None:
     header = (
         f"# Benchmark {out.name}\n\nOne run, {os.cpu_count()} CPU cores, "
         f"torch {torch.__version__}, {(time.monotonic() - started) / 60:.1f} min.\n\n"
+        + provenance(args)
     )
     (out / "bench.md").write_text(header + "\n".join(t.markdown() for t in tables))
     (out / "bench.json").write_text(json.dumps([t.__dict__ for t in tables], indent=2))
