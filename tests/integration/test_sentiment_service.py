@@ -140,3 +140,15 @@ def test_requests_without_the_right_key_are_refused(server):
         reply = server.post("sentiment", key=key, json={"text": "let me in"})
         assert reply.status_code in (400, 401, 403), (key, reply.status_code)
     assert server.post("sentiment", json={"text": "let me in"}).status_code == 200
+
+
+def test_explain_over_http_returns_the_gates_computed_in_process(server, local_predictor):
+    from models.gates import explain_sentiment
+
+    text = "a gripping , funny movie"
+    reply = server.post("sentiment", json={"text": text, "explain": True})
+    assert reply.status_code == 200, reply.text
+    served = reply.json()
+    expected = explain_sentiment(local_predictor, text, layer=0)
+    assert served["explanation"] == expected
+    assert [t["piece"] for t in served["explanation"]["tokens"]][:2] == ["a", "gripping"]
