@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from datetime import UTC, datetime, timedelta
@@ -86,3 +87,15 @@ def test_no_endpoint_answers_on_another_address(server):
     for port in server_ports(server):
         with pytest.raises(OSError), socket.create_connection((address, port), timeout=5):
             pass
+
+
+def test_a_server_with_keys_off_answers_without_one(tiny_model_store, tmp_path):
+    """`make serve AUTH=off` (README): no key needed, and no key file written."""
+    from .conftest import launch
+
+    open_server = launch(tiny_model_store, tmp_path / "open", auth=False, models=("sentiment",))
+    with contextlib.closing(open_server):  # closing the generator stops the server
+        running = next(open_server)
+        assert running.connection.inference_key is None
+        assert running.post("sentiment", key=None, json={"text": "fine"}).status_code == 200
+        assert not (running.run_dir / KEY_FILE).exists()
