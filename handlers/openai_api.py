@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from handlers.lm_api import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, MAX_STOP_CHARS, MAX_STOP_STRINGS
+from handlers import lm_api
 from handlers.schema import Field, RequestError, validate
 from models.generation import GenerationRequest, GenerationResult
 
@@ -29,6 +29,13 @@ EVENT_STREAM = "text/event-stream"
 JSON = "application/json"
 DONE = "data: [DONE]\n\n"
 
+
+def _ours(field: str, **changes: Any) -> Field:
+    """A field of our own API under OpenAI's name or default: each limit is declared once."""
+    spec = next(spec for spec in lm_api.FIELDS if spec.name == field)
+    return replace(spec, **changes)
+
+
 FIELDS = (
     Field("model", str, None, "Any name; answers carry the served model's.", nullable=True),
     Field(
@@ -37,34 +44,16 @@ FIELDS = (
         doc="Text to continue: a string, or a list holding one string.",
         min_length=1,
         max_length=1,
-        item_max_length=MAX_PROMPT_CHARS,
+        item_max_length=lm_api.MAX_PROMPT_CHARS,
         blank_ok=True,
         single_as_list=True,
     ),
-    Field("max_tokens", int, 16, "Most tokens to generate.", minimum=1, maximum=MAX_NEW_TOKENS),
-    Field("temperature", float, 1.0, "Softmax temperature; 0 means greedy.", minimum=0, maximum=5),
-    Field("top_p", float, 1.0, "Nucleus sampling.", minimum=0, maximum=1, exclusive_minimum=True),
-    Field(
-        "seed",
-        int,
-        None,
-        "Seed for reproducible sampling.",
-        minimum=0,
-        maximum=2**63 - 1,
-        nullable=True,
-    ),
-    Field(
-        "stop",
-        list,
-        None,
-        "Up to 4 strings that end generation.",
-        max_length=MAX_STOP_STRINGS,
-        item_max_length=MAX_STOP_CHARS,
-        blank_ok=True,
-        single_as_list=True,
-        nullable=True,
-    ),
-    Field("stream", bool, False, "Server-Sent Events, ending with `data: [DONE]`."),
+    _ours("max_new_tokens", name="max_tokens", default=16),
+    _ours("temperature", default=1.0),
+    _ours("top_p"),
+    _ours("seed"),
+    _ours("stop", default=None, nullable=True),
+    _ours("stream", doc="Server-Sent Events, ending with `data: [DONE]`."),
     Field("n", int, 1, "Choices per prompt: 1 only.", minimum=1, maximum=1),
     Field("logprobs", int, None, "Not supported: null only.", minimum=0, maximum=0, nullable=True),
     Field("user", str, None, "Accepted and ignored.", nullable=True),
