@@ -52,3 +52,13 @@ def test_evaluate_lm_from_the_archive_alone(tiny_model_store: Path, tmp_path: Pa
     assert set(result) >= {"nats_per_char", "tokens", "chars"}
     assert result["nats_per_char"] == pytest.approx(expected["nats_per_char"])
     assert result["tokens"] == expected["tokens"]
+
+
+def test_evaluate_lm_compares_int8_on_the_validation_text_from_the_command_line(tiny_model_store):
+    """The README's command for the served int8 path's quality, on the tiny archive."""
+    command = [sys.executable, "-m", "training.evaluate_lm", "--archive"]
+    command += [str(tiny_model_store / "lm.mar"), "--validation", "--compare-int8"]
+    printed = subprocess.run(command, capture_output=True, text=True, check=True, timeout=300)
+    compared = json.loads(printed.stdout)
+    assert abs(compared["nats_per_char_delta"]) < 0.05, compared
+    assert compared["top1_agreement"] > 0.9, compared

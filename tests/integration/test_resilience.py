@@ -216,3 +216,21 @@ def test_stop_under_steady_load_loses_no_request(own_server):
     assert server_pid(run_dir) is None
     assert not (run_dir / "tmp" / PID_FILE).exists()
     assert not alive(pid), "the server process outlived `stop`"
+
+
+def test_health_check_fails_while_ping_says_healthy_without_workers(own_server):
+    """TorchServe's /ping stays Healthy when a model has no worker left; ours must not."""
+    assert check(own_server.run_dir)[0] is True
+    connection = own_server.connection
+    scaled = requests.put(
+        f"{connection.management_url}/models/sentiment?min_worker=0&max_worker=0&synchronous=true",
+        headers=connection.management_headers(),
+        timeout=60,
+    )
+    assert scaled.status_code == 200, scaled.text
+    ping = requests.get(
+        f"{connection.inference_url}/ping", headers=connection.inference_headers(), timeout=10
+    )
+    assert ping.status_code == 200 and ping.json()["status"] == "Healthy"
+    healthy, reason = check(own_server.run_dir)
+    assert healthy is False and "sentiment 0/0 READY" in reason, reason
