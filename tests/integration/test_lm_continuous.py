@@ -7,6 +7,7 @@ import json
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +37,14 @@ def open_stream(server, **payload):
 def gauges(server) -> dict[str, float]:
     values = parse_counters(scrape(server.connection.metrics_url), kind="gauge")
     return {name: value for (name, model), value in values.items() if model == "lm"}
+
+
+def worker_rss_mb(server) -> float:
+    """Resident memory of the LM's worker process, from /proc."""
+    pid = server.connection.model_status("lm")[0]["workers"][0]["pid"]
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    kilobytes = next(int(line.split()[1]) for line in lines if line.startswith("VmRSS"))
+    return kilobytes / 1024
 
 
 def settled_gauges(server, expected: dict[str, float], timeout: float = 15.0) -> dict[str, float]:
@@ -96,6 +105,7 @@ def test_streams_that_disconnect_leave_no_rows_or_sessions_behind(server):
     (half of those in a new session): afterwards nothing is left in the loop or the store."""
     generate(server, prompt="first", max_new_tokens=40)  # earlier tests' hung-up rows go
     baseline = settled_gauges(server, {ACTIVE_ROWS: 0}).get(ACTIVE_SESSIONS, 0)
+    memory_before = worker_rss_mb(server)
     rng = random.Random(0)
 
     def one(index: int) -> str:
@@ -115,3 +125,6 @@ def test_streams_that_disconnect_leave_no_rows_or_sessions_behind(server):
     generate(server, prompt="last", max_new_tokens=40)
     now = settled_gauges(server, {ACTIVE_ROWS: 0, ACTIVE_SESSIONS: baseline})
     assert now[ACTIVE_ROWS] == 0 and now[ACTIVE_SESSIONS] == baseline, now
+    grown = worker_rss_mb(server) - memory_before
+    print(f"worker memory after 1,000 requests: {grown:+.1f} MB")
+    assert grown < 64, f"the worker grew by {grown:.0f} MB"
