@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+import statistics
 import time
+from dataclasses import dataclass
 
 import torch
 
@@ -39,19 +41,37 @@ def textbook_tokens_per_second(
     return done / (time.perf_counter() - started)
 
 
+@dataclass
+class Baseline:
+    """The textbook loop at its best thread count: median tokens/s of the repeats, and spread."""
+
+    rate: float
+    low: float
+    high: float
+    threads: int
+
+
 def best_textbook_tokens_per_second(
-    model: RecurrentLM, prompt_ids: list[int], tokens: int, threads: tuple[int, ...] = (1, 2)
-) -> tuple[float, int]:
-    """The textbook loop at its best thread count: (tokens/s, threads)."""
+    model: RecurrentLM,
+    prompt_ids: list[int],
+    tokens: int,
+    threads: tuple[int, ...] = (1, 2),
+    repeats: int = 3,
+) -> Baseline:
+    """Each thread count timed ``repeats`` times (interleaved, so drift hits both alike); the
+    count with the best median wins."""
     before = torch.get_num_threads()
-    rates = []
+    rates: dict[int, list[float]] = {count: [] for count in threads}
     try:
-        for count in threads:
-            torch.set_num_threads(count)
-            rates.append((textbook_tokens_per_second(model, prompt_ids, tokens), count))
+        for _ in range(repeats):
+            for count in threads:
+                torch.set_num_threads(count)
+                rates[count].append(textbook_tokens_per_second(model, prompt_ids, tokens))
     finally:
         torch.set_num_threads(before)
-    return max(rates)
+    best = max(threads, key=lambda count: statistics.median(rates[count]))
+    measured = rates[best]
+    return Baseline(statistics.median(measured), min(measured), max(measured), best)
 
 
 def engine_tokens_per_second(

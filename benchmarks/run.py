@@ -236,11 +236,13 @@ def generation(args, out: Path, tables: list[Table]) -> None:
         )
     model, tokenizer = load_lm(artifact)
     prompt = tokenizer.encode("ROMEO:")
-    textbook, threads = best_textbook_tokens_per_second(model, prompt, args.tokens)
+    baseline = best_textbook_tokens_per_second(model, prompt, args.tokens)
+    textbook = baseline.rate
     table.add(
         "textbook loop (nn.LSTM step + multinomial), 1 request",
         f"{textbook:.0f} tok/s",
-        f"best of 1 and 2 threads ({threads}), warmed up, >= 2 s of whole requests",
+        f"median of 3 x >= 2 s (spread {baseline.low:.0f}-{baseline.high:.0f}), warmed up, "
+        f"{baseline.threads} thread(s): the better of 1 and 2",
     )
     for quantize in (None, "int8"):
         generator = Generator.from_artifact(artifact, quantize=quantize)
