@@ -328,7 +328,7 @@ HISTORY_CHARS = (10, 1000, 3990)  # 3,990 + the new line stay inside the 4,000-c
 FOLLOW_UP = "\nROMEO:\n"
 
 
-def continuation_costs(run_dir: Path, table: Table, repeats: int = 5) -> None:
+def continuation_costs(run_dir: Path, table: Table, repeats: int = 9) -> None:
     """Time to first chunk of a follow-up after a history of each length: continuing a
     session (the server reads only the new line) against resending the whole text."""
     from serving.server import Connection
