@@ -1,16 +1,19 @@
 """Choose the worker layout by measurement: workers x threads, batchSize, maxBatchDelay.
 
-    python -m benchmarks.layout --model sentiment     # ~3 minutes
-    python -m benchmarks.layout --model lm           # ~5 minutes
+    python -m benchmarks.layout --model sentiment
+    python -m benchmarks.layout --model lm --repeats 3
 
 Each candidate is archived with its own model-config, served, and saturated by Locust for the
-same time, one after the other in one run; the table goes to runs/layout/<time>/layout.md. The
-winner is then written by hand into serving/<model>-config.yaml (the one source of truth).
+same time, in ``--repeats`` interleaved rounds (median and spread reported, since this
+machine's runs differ by tens of percent); the table goes to runs/layout/<time>/layout.md.
+The winner is then written by hand into serving/<model>-config.yaml (the one source of truth).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -53,6 +56,40 @@ def model_config(base: dict, candidate: dict) -> dict:
     return config
 
 
+@dataclass
+class Measured:
+    rate: float  # tokens/s (lm) or requests/s (sentiment)
+    note: str
+
+
+def archive_candidate(args, out: Path, artifact: Path, base: dict, index: int, candidate) -> Path:
+    config_file = out / f"config-{index}.yaml"
+    config_file.write_text(yaml.safe_dump(model_config(base, candidate)))
+    store = out / f"store-{index}"
+    build_archive(args.model, artifact, store, config_file)
+    return store
+
+
+def measure(args, out: Path, store: Path, name: str) -> Measured:
+    """One saturation run of one candidate's archive."""
+    run_dir = out / f"server-{name}"
+    env = {"LOADTEST_MAX_WAIT": "0", "LOADTEST_MAX_NEW_TOKENS": "128"}
+    with server(store, (args.model,), run_dir):
+        result = locust(
+            run_dir, out / f"locust-{name}", SCENARIO[args.model], args.users, args.duration, env
+        )
+    load = result["loads"][args.model]
+    stats = result["stats"][f"/predictions/{args.model}"]
+    rate = (load.tokens_per_s or 0.0) if args.model == "lm" else stats.requests_per_s
+    first = result["stats"].get(FIRST_CHUNK)
+    first_note = f", first chunk p99 {first.p99_ms:.0f} ms" if first and first.p99_ms else ""
+    note = (
+        f"p99 {stats.p99_ms:.0f} ms{first_note}, mean batch "
+        f"{load.mean_batch_size or 0:.1f}, failures {stats.failures}"
+    )
+    return Measured(rate, note)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -62,47 +99,34 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=20)
     parser.add_argument("--users", type=int, default=64)
     parser.add_argument("--only", type=int, nargs="*", help="indices of candidates to run")
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds (median)")
     args = parser.parse_args()
     out = ROOT / "runs" / "layout" / f"{args.model}-{datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
     artifact = unpack(args.model_store / f"{args.model}.mar", out / "artifact")
     base = served_settings(args.model)
-    table = Table(f"Worker layout for {args.model} ({args.users} Locust users, no think time)")
-    for index, candidate in enumerate(CANDIDATES[args.model]):
-        if args.only and index not in args.only:
-            continue
-        config_file = out / f"config-{index}.yaml"
-        config_file.write_text(yaml.safe_dump(model_config(base, candidate)))
-        store = out / f"store-{index}"
-        build_archive(args.model, artifact, store, config_file)
-        run_dir = out / f"server-{index}"
-        env = {"LOADTEST_MAX_WAIT": "0", "LOADTEST_MAX_NEW_TOKENS": "128"}
-        with server(store, (args.model,), run_dir):
-            result = locust(
-                run_dir,
-                out / f"locust-{index}",
-                SCENARIO[args.model],
-                args.users,
-                args.duration,
-                env,
-            )
-        load = result["loads"][args.model]
-        endpoint = f"/predictions/{args.model}"
-        stats = result["stats"][endpoint]
-        throughput = (
-            f"{load.tokens_per_s:.0f} tok/s"
-            if args.model == "lm"
-            else f"{stats.requests_per_s:.0f} /s"
-        )
+    table = Table(
+        f"Worker layout for {args.model} ({args.users} Locust users, no think time, "
+        f"median of {args.repeats} interleaved rounds)"
+    )
+    chosen = [
+        (index, candidate)
+        for index, candidate in enumerate(CANDIDATES[args.model])
+        if not args.only or index in args.only
+    ]
+    stores = {index: archive_candidate(args, out, artifact, base, index, c) for index, c in chosen}
+    rounds: dict[int, list[Measured]] = {index: [] for index, _ in chosen}
+    for repeat in range(args.repeats):  # interleaved: a slow spell hits every candidate alike
+        for index, _ in chosen:
+            rounds[index].append(measure(args, out, stores[index], f"{index}-{repeat}"))
+    for index, candidate in chosen:
+        results = rounds[index]
+        rates = sorted(r.rate for r in results)
+        middle = results[[r.rate for r in results].index(statistics.median_high(rates))]
+        unit = "tok/s" if args.model == "lm" else "/s"
+        spread = f" ({rates[0]:.0f}-{rates[-1]:.0f})" if len(rates) > 1 else ""
         label = ", ".join(f"{k} {v}" for k, v in candidate.items())
-        first = result["stats"].get(FIRST_CHUNK)
-        first_note = f", first chunk p99 {first.p99_ms:.0f} ms" if first and first.p99_ms else ""
-        table.add(
-            label,
-            throughput,
-            f"p99 {stats.p99_ms:.0f} ms{first_note}, mean batch "
-            f"{load.mean_batch_size or 0:.1f}, failures {stats.failures}",
-        )
+        table.add(label, f"{middle.rate:.0f} {unit}{spread}", middle.note)
     (out / "layout.md").write_text(table.markdown())
     print(f"wrote {out / 'layout.md'}")
 
