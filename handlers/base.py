@@ -34,6 +34,9 @@ METRIC_FAILED_REQUESTS = "HandlerFailedRequests"
 
 PHRASES = {
     400: "Bad Request",
+    404: "Not Found",
+    409: "Conflict",
+    410: "Gone",
     413: "Payload Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",

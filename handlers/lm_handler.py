@@ -15,7 +15,10 @@ normal, unchunked response, which is the only kind that can carry an error statu
   first line carries the session id); a non-streaming row sends empty chunks and then its
   JSON answer (so its response is chunked once it runs past the first call);
 - a job that disappears from the calls was dropped by TorchServe because its client went
-  away: its row leaves the loop (and its session is released).
+  away: its row leaves the loop (and its session is released);
+- the path after ``/predictions/lm/1.0/`` (TorchServe's ``url_path`` header) picks the API:
+  none for ours, ``v1/completions`` and ``v1/models`` for OpenAI's (handlers/openai_api.py);
+  handlers/lm_replies.py shapes the answers of each.
 
 One worker serves the model: TorchServe 0.12 holds the model's queue lock while an idle
 worker waits for its first job (Model.pollInferJob), so with two continuous-batching workers
@@ -51,7 +54,6 @@ TOKENS_PER_CALL = 16  # overridden by the model config's handler.tokens_per_call
 SESSION_CAPACITY = 1000
 SESSION_TTL_SECONDS = 600.0
 SESSION_STATUS = {"unknown": 404, "expired": 410, "busy": 409}
-PHRASES.update({404: "Not Found", 409: "Conflict", 410: "Gone"})
 NATIVE = NativeReplies()
 
 
