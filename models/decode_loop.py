@@ -17,8 +17,8 @@ Why rows can come and go without changing anyone's answer: every operation is ro
 comes from its own seeded generator, so a seeded request gets the same text alone, in a full
 batch or joining one mid-flight (tests/unit/test_decode_loop.py).
 
-Errors stay in their row: a prompt that cannot be prefilled or a token that cannot be
-decoded ends only that row (``Update.error``); the others go on.
+Errors stay in their row: a token that cannot be sampled or decoded ends only that row
+(``Update.error``); the others go on.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ class DecodeLoop:
         logits = self.generator.step.logits(hidden).float().cpu()
         rows = [self.rows[self.keys[p]] for p in ready]
         sampled = self._sample(rows, logits, [p[index] for p in self.params])
-        failed = set()
+        leaving = set()  # positions of rows that failed or finished
         for position, row, token in zip(ready, rows, sampled, strict=True):
             key = self.keys[position]
             update = updates.setdefault(key, Update())
@@ -176,18 +176,18 @@ class DecodeLoop:
             except Exception:
                 logger.exception("row %r failed", key)
                 update.error = INTERNAL_ERROR
-                failed.add(position)
+                leaving.add(position)
                 continue
             if row.finish_reason is None:
                 self.feed[key].append(token)
                 continue
             update.result = GenerationResult(row.text, row.tokens, row.finish_reason)
-            failed.add(position)  # not failed: finished, but it leaves all the same
+            leaving.add(position)
             if key in self.keep:
                 state = tuple(s[:, position : position + 1].clone() for s in self.state)
                 update.carry = Carry(state, token)
-        if failed:
-            self._select([p for p in range(len(self.keys)) if p not in failed])
+        if leaving:
+            self._select([p for p in range(len(self.keys)) if p not in leaving])
 
     def _sample(
         self, rows: list[Row], logits: torch.Tensor, params: list[torch.Tensor]

@@ -8,8 +8,8 @@ requests join and leave it between steps.
 
 Guarantees (tested in tests/unit/test_generation.py and test_decode_loop.py):
 - every row of a batch, prompt included, is computed by `DecodeStep` with no arithmetic that
-  mixes rows (see models/language_model.py): prompts of different lengths are run with
-  per-row masks, so padding never reaches a row's state, and a seeded request gets exactly
+  mixes rows (see models/language_model.py): each row reads its prompt one token per step,
+  beside the other rows' tokens, so there is no padding, and a seeded request gets exactly
   the same text alone or in any batch (bitwise: int8 always, fp32 on CPU; on CUDA, cuBLAS
   may sum a row differently at another batch size, so there the logits agree to float
   tolerance and a sampled token can differ only when its uniform lies within that distance
@@ -80,16 +80,15 @@ class Generator:
         return cls(model, artifact.tokenizer, device, quantize)
 
     @torch.inference_mode()
-    def prefill(
-        self, prompts: list[list[int]], state: State | None = None
-    ) -> tuple[torch.Tensor, State]:
+    def prefill(self, prompts: list[list[int]]) -> tuple[torch.Tensor, State]:
         """Next-token logits [B, V] and states for token prompts of any lengths (each >= 1),
-        read from ``state`` (zeros when None)."""
+        all read at once with per-row masks (the decode loop reads prompts step by step
+        instead, beside the running rows)."""
         lengths = torch.tensor([len(p) for p in prompts], device=self.device)
         ids = torch.zeros(len(prompts), int(lengths.max()), dtype=torch.long)
         for row, prompt in enumerate(prompts):
             ids[row, : len(prompt)] = torch.tensor(prompt, dtype=torch.long)
-        return self.step.prefill(ids.to(self.device), lengths, state)
+        return self.step.prefill(ids.to(self.device), lengths)
 
     def generate(
         self, requests: list[GenerationRequest], on_text: OnText | None = None

@@ -186,18 +186,14 @@ class DecodeStep(nn.Module):
         """Next-token logits [B, V] from the top layer's hidden state."""
         return self._matmul(self.head, state[0][-1])
 
-    def prefill(
-        self, ids: torch.Tensor, lengths: torch.Tensor, state: State | None = None
-    ) -> tuple[torch.Tensor, State]:
-        """Run right-padded prompts ids [B, T] (true lengths [B], each >= 1) from ``state``
-        (a zero state when None; a session's stored state to continue it).
+    def prefill(self, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, State]:
+        """Run right-padded prompts ids [B, T] (true lengths [B], each >= 1) from a zero state.
 
         Every row takes the same steps it would take alone: a row whose prompt has ended keeps
         its state (per-row mask), so padding never reaches it. Returns the logits after each
         row's last prompt token and the states there.
         """
-        if state is None:
-            state = zero_state(self.config, ids.shape[0], ids.device)
+        state = zero_state(self.config, ids.shape[0], ids.device)
         for t in range(ids.shape[1]):
             moved = self.advance(ids[:, t], state)
             if bool((lengths > t).all()):
