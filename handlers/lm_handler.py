@@ -89,10 +89,8 @@ class LMHandler(BatchHandler):
         for rid in ids:
             job = self.jobs.get(rid)
             replies.append(job.replies.failed(job, error) if job else NATIVE.refused(error))
-        for job in self.jobs.values():
-            if job.session is not None:
-                self.sessions.release(job.session)
-        self.jobs.clear()
+        for rid in list(self.jobs):
+            self._release(rid)
         self.loop = DecodeLoop(self.generator)
         self.drain_gate.leave()
         return self._respond(replies)
@@ -126,34 +124,27 @@ class LMHandler(BatchHandler):
             if route == openai_api.MODELS:
                 body = openai_api.models_body(self.model_name)
                 return Reply(body, None, content_type=openai_api.JSON)
-            request = self._parse_route(route, decode_body(request_body(row)))
-            if route == openai_api.COMPLETIONS:
-                replies = OpenAIReplies(self._ids(rid, request), request.stream)
+            body = decode_body(request_body(row))
+            completions = route == openai_api.COMPLETIONS
+            request = openai_api.parse_completion(body) if completions else self.parse(body)
             if draining:
                 raise STOPPING
             session, carry = self._open_session(request)
         except RequestError as error:
             return replies.refused(error)
         try:
-            self.loop.add(rid, request.generation, carry=carry, keep=session is not None)
+            prompt_tokens = self.loop.add(rid, request.generation, carry, session is not None)
         except Exception:
             logger.exception("request %s could not join the loop", rid)
             if session is not None:
                 self.sessions.release(session)
             self.call_failures += 1
             return replies.refused(RequestError("request", INTERNAL_ERROR, 500))
+        if completions:
+            ids = openai_api.CompletionIds.new(rid, self.model_name, prompt_tokens)
+            replies = OpenAIReplies(ids, request.stream)
         self.jobs[rid] = Job(request.stream, session, request.end_session, replies)
         return None
-
-    def _parse_route(self, route: str, body: Any) -> LMRequest:
-        if route == openai_api.COMPLETIONS:
-            completion = openai_api.parse_completion(body)
-            return LMRequest(completion.generation, completion.stream)
-        return self.parse(body)
-
-    def _ids(self, rid: str, request: LMRequest) -> openai_api.CompletionIds:
-        prompt_tokens = len(self.generator.tokenizer.encode(request.generation.prompt))
-        return openai_api.CompletionIds.new(rid, self.model_name, prompt_tokens)
 
     def _open_session(self, request: LMRequest) -> tuple[str | None, Carry | None]:
         if request.session is None:
@@ -190,15 +181,21 @@ class LMHandler(BatchHandler):
         return reply
 
     def _finish(self, rid: str, carry: Carry | None, failed: bool) -> None:
-        job = self.jobs.pop(rid)
-        if job.session is None:
+        job = self.jobs[rid]
+        if failed or carry is None or job.session is None:
+            self._release(rid)
             return
-        if failed or carry is None:
-            self.sessions.release(job.session)
-        elif job.end_session:
+        del self.jobs[rid]
+        if job.end_session:
             self.sessions.end(job.session)
         else:
             self.sessions.put(job.session, carry)
+
+    def _release(self, rid: str) -> None:
+        """Forget a job whose request did not complete: its session keeps its old state."""
+        job = self.jobs.pop(rid)
+        if job.session is not None:
+            self.sessions.release(job.session)
 
     def _abandon(self, gone: set[str]) -> None:
         """Jobs TorchServe stopped sending: their clients went away."""
@@ -206,9 +203,7 @@ class LMHandler(BatchHandler):
             return
         self.loop.drop(gone)
         for rid in gone:
-            job = self.jobs.pop(rid)
-            if job.session is not None:
-                self.sessions.release(job.session)
+            self._release(rid)
         logger.info("dropped %d rows whose clients went away", len(gone))
 
     def _respond(self, replies: list[Reply]) -> list[Any]:

@@ -17,19 +17,40 @@ def ndjson(payload: dict[str, Any]) -> str:
     return json.dumps(payload) + "\n"
 
 
-class NativeReplies:
-    """Our API: a JSON answer, or NDJSON lines when streaming (the last with finish_reason)."""
+class Replies:
+    """What both APIs share: an error before anything was sent is a whole response with its
+    status; one after that ends the stream (or the chunked answer) in the API's shape."""
 
-    content_type: str | None = None  # TorchServe's default, as before continuous batching
+    content_type: str | None = None  # of chunks and answers
+    error_content_type: str | None = None  # of a refusal
+
+    def error_body(self, error: RequestError) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def line(self, payload: dict[str, Any]) -> str:
+        """One streamed unit of ``payload``."""
+        raise NotImplementedError
 
     def refused(self, error: RequestError) -> Reply:
-        return Reply(error.to_json(), None, error.status)
+        return Reply(self.error_body(error), None, error.status, self.error_content_type)
 
     def failed(self, job: Job, error: RequestError) -> Reply:
         if not job.started:
             return self.refused(error)
-        body = error.to_json()
-        return Reply(ndjson(body) if job.stream else body, more=False)
+        body = self.error_body(error)
+        return Reply(self.line(body) if job.stream else body, more=False)
+
+
+class NativeReplies(Replies):
+    """Our API: a JSON answer, or NDJSON lines when streaming (the last with finish_reason)."""
+
+    content_type = None  # TorchServe's default, as before continuous batching
+
+    def error_body(self, error: RequestError) -> dict[str, Any]:
+        return error.to_json()
+
+    def line(self, payload: dict[str, Any]) -> str:
+        return ndjson(payload)
 
     def running(self, job: Job, text: str) -> Reply:
         if not job.stream or not text:
@@ -51,22 +72,21 @@ class NativeReplies:
         return Reply(body, more=False if job.started else None, content_type=self.content_type)
 
 
-class OpenAIReplies:
+class OpenAIReplies(Replies):
     """OpenAI's completions: a `text_completion` object, or `data: {...}` events and
     `data: [DONE]`; errors as ``{"error": {...}}``."""
+
+    error_content_type = openai_api.JSON
 
     def __init__(self, ids: openai_api.CompletionIds | None, stream: bool) -> None:
         self.ids = ids
         self.content_type = openai_api.EVENT_STREAM if stream else openai_api.JSON
 
-    def refused(self, error: RequestError) -> Reply:
-        return Reply(openai_api.error_body(error), None, error.status, openai_api.JSON)
+    def error_body(self, error: RequestError) -> dict[str, Any]:
+        return openai_api.error_body(error)
 
-    def failed(self, job: Job, error: RequestError) -> Reply:
-        if not job.started:
-            return self.refused(error)
-        body = openai_api.error_body(error)
-        return Reply(openai_api.event(body) if job.stream else body, more=False)
+    def line(self, payload: dict[str, Any]) -> str:
+        return openai_api.event(payload)
 
     def running(self, job: Job, text: str) -> Reply:
         if not job.stream or not text:

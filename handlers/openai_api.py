@@ -60,13 +60,8 @@ FIELDS = (
 )
 
 
-@dataclass(frozen=True)
-class Completion:
-    generation: GenerationRequest
-    stream: bool
-
-
-def parse_completion(body: Any) -> Completion:
+def parse_completion(body: Any) -> lm_api.LMRequest:
+    """An OpenAI completions body as the same request our own route makes."""
     values = validate(body, FIELDS)
     if values["logprobs"] is not None:
         raise RequestError("logprobs", "is not supported")
@@ -78,7 +73,7 @@ def parse_completion(body: Any) -> Completion:
         seed=values["seed"],
         stop=values["stop"] or [],
     )
-    return Completion(generation, values["stream"])
+    return lm_api.LMRequest(generation, stream=values["stream"])
 
 
 def error_body(error: RequestError) -> dict[str, Any]:

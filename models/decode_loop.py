@@ -93,20 +93,20 @@ class DecodeLoop:
         request: GenerationRequest,
         carry: Carry | None = None,
         keep: bool = False,
-    ) -> None:
+    ) -> int:
         """Queue a request; it joins at the next `step`. With ``carry`` the prompt continues
         that state (its stored token is read first); ``keep`` asks for the row's own `Carry`
-        when it finishes."""
+        when it finishes. Returns the prompt's length in tokens."""
         if key in self:
             raise KeyError(f"{key!r} is already in the loop")
-        ids = self.tokenizer.encode(request.prompt)
-        if carry is not None:
-            ids = [carry.token, *ids]
+        prompt = self.tokenizer.encode(request.prompt)
+        ids = prompt if carry is None else [carry.token, *prompt]
         self.rows[key] = Row(request)
         self.feed[key] = deque(ids or [self.tokenizer.unk_id])
         self.joining[key] = carry
         if keep:
             self.keep.add(key)
+        return len(prompt)
 
     def drop(self, keys: Iterable[Hashable]) -> None:
         """Forget rows (a client that went away); unknown keys are ignored."""
