@@ -45,7 +45,8 @@ from loadtest import metrics, report
 from loadtest import run as loadtest
 from models.classifier import SentimentPredictor
 from models.generation import Generator
-from serving.server import ServerConfig, start, stop
+from serving.client import generate, generate_stream
+from serving.server import DEFAULT_MODELS, ServerConfig, missing_archives, start, stop
 from training.archive import archive_info, build_archive, model_config_path
 from training.data import load_sentiment, load_text, split_text
 from training.evaluate_lm import load_lm, score_text
@@ -341,7 +342,7 @@ def continuation_costs(run_dir: Path, table: Table, repeats: int = 9) -> None:
         history = validation[:chars]
         resend, session = [], []
         for _ in range(repeats):
-            opened = _post_lm(
+            opened = generate(
                 connection, {"prompt": history, "max_new_tokens": 1, "session": "new"}
             )
             whole = history + opened["text"] + FOLLOW_UP
@@ -366,50 +367,34 @@ def continuation_costs(run_dir: Path, table: Table, repeats: int = 9) -> None:
     )
 
 
-def _post_lm(connection, payload: dict[str, Any]) -> dict[str, Any]:
-    import requests
-
-    reply = requests.post(
-        f"{connection.inference_url}/predictions/lm",
-        json=payload,
-        headers=connection.inference_headers(),
-        timeout=60,
-    )
-    reply.raise_for_status()
-    return reply.json()
+def timed_stream(connection, payload: dict[str, Any]) -> tuple[float, float, int]:
+    """(ms to the first chunk, ms to the end, generated tokens) of one streamed request, read
+    to its end so that the server is idle again for the next measurement."""
+    started = time.perf_counter()
+    first, generated = None, 0
+    for chunk in generate_stream(connection, payload):
+        first = first or time.perf_counter()
+        generated = chunk.get("generated_tokens", generated)
+    ended = time.perf_counter()
+    return (first - started) * 1000, (ended - started) * 1000, generated
 
 
 def first_chunk_ms(connection, payload: dict[str, Any]) -> float:
-    """Milliseconds to the first streamed chunk (the stream is read to its end, so the server
-    is idle again for the next measurement)."""
-    from serving.client import generate_stream
-
-    started = time.perf_counter()
-    first = None
-    for _ in generate_stream(connection, payload):
-        first = first or time.perf_counter()
-    return (first - started) * 1000
+    return timed_stream(connection, payload)[0]
 
 
 def single_stream_latency(run_dir: Path, tokens: int, requests_count: int = 5) -> dict[str, float]:
     """One client streaming one request at a time: mean time to the first chunk, and the time
     per output token after it (the inter-token latency a reader of the stream sees)."""
-    from serving.client import generate_stream
     from serving.server import Connection
 
     connection = Connection.from_run_dir(run_dir)
     payload = {"prompt": "ROMEO:", "max_new_tokens": tokens, "temperature": 0.8, "stop": []}
     first_ms, per_token_ms = [], []
     for seed in range(requests_count):
-        started = time.perf_counter()
-        first = None
-        generated = 0
-        for chunk in generate_stream(connection, {**payload, "seed": seed}):
-            first = first or time.perf_counter()
-            generated = chunk.get("generated_tokens", generated)
-        ended = time.perf_counter()
-        first_ms.append((first - started) * 1000)
-        per_token_ms.append((ended - first) * 1000 / max(1, generated - 1))
+        first, total, generated = timed_stream(connection, {**payload, "seed": seed})
+        first_ms.append(first)
+        per_token_ms.append((total - first) / max(1, generated - 1))
     return {"first_ms": statistics.mean(first_ms), "per_token_ms": statistics.mean(per_token_ms)}
 
 
@@ -445,7 +430,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-served", action="store_true", help="in-process figures only")
     parser.add_argument("--only", choices=("classification", "generation"), default=None)
     args = parser.parse_args(argv)
-    missing = [m for m in ("sentiment", "lm") if not (args.model_store / f"{m}.mar").exists()]
+    missing = missing_archives(args.model_store, DEFAULT_MODELS)
     if missing:
         sys.exit(f"error: no {', '.join(missing)} archive in {args.model_store}: run `make models`")
     out = ROOT / "runs" / "bench" / datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -207,12 +207,17 @@ def alive(pid: int) -> bool:
         return True  # no /proc here: kill(0) is all we can ask
 
 
+def missing_archives(model_store: Path, models: tuple[str, ...]) -> list[str]:
+    """The models of ``models`` that have no ``<name>.mar`` in ``model_store``."""
+    return [m for m in models if not (model_store / f"{m}.mar").exists()]
+
+
 def start(config: ServerConfig, timeout: float = 300.0) -> Connection:
     """Start TorchServe and return once every worker of every model is READY."""
     run_dir = Path(config.run_dir).resolve()
     if server_pid(run_dir) is not None:
         raise ServerError(f"a server from {run_dir} is already running: stop it first")
-    missing = [m for m in config.models if not (Path(config.model_store) / f"{m}.mar").exists()]
+    missing = missing_archives(Path(config.model_store), config.models)
     if missing:
         raise ServerError(f"no archive for {missing} in {config.model_store}: run `make models`")
     check_ports(config)
@@ -281,7 +286,7 @@ def check_ports(config: ServerConfig) -> None:
 
 
 def wait_ready(
-    run_dir: Path, models: tuple[str, ...], timeout: float, model_store: Path | None = None
+    run_dir: Path, models: tuple[str, ...], timeout: float, model_store: Path
 ) -> Connection:
     """Until every worker of every model is READY; stops early, with TorchServe's reason,
     when a model failed to load (TorchServe itself would keep retrying)."""
@@ -306,12 +311,11 @@ def wait_ready(
     raise ServerError(f"models not READY after {timeout:.0f}s ({last}); see {log_hint(run_dir)}")
 
 
-def _raise_load_failure(run_dir: Path, models: tuple[str, ...], store: Path | None) -> None:
+def _raise_load_failure(run_dir: Path, models: tuple[str, ...], store: Path) -> None:
     failures = startup_failures.load_failures(run_dir / "logs", models)
     if failures:
         model, reason = sorted(failures.items())[0]
-        archive = (store / f"{model}.mar") if store else f"{model}.mar"
-        raise ServerError(f"model {model} ({archive}) did not load: {reason}")
+        raise ServerError(f"model {model} ({store / f'{model}.mar'}) did not load: {reason}")
 
 
 def served_models(run_dir: Path) -> list[str]:
