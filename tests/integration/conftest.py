@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from models.generation import Generator
 from serving.server import Connection, ServerConfig, start, stop
-from training.archive import build_archive
+from training.archive import archive_info, build_archive
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINERS = {"sentiment": "training.train_sentiment", "lm": "training.train_lm"}
@@ -41,6 +43,15 @@ def tiny_model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for model in TRAINERS:
         build_archive(model, train_tiny(model, base / model), store)
     return store
+
+
+def archived_generator(archive: Path, into: Path) -> Generator:
+    """The LM of ``archive`` run in-process with the settings packed beside it (int8 or not):
+    the reference a served answer must equal."""
+    with zipfile.ZipFile(archive) as packed:
+        packed.extractall(into)
+    quantize = archive_info(archive)[1]["handler"].get("quantize")
+    return Generator.from_artifact(into, quantize=quantize)
 
 
 @dataclass

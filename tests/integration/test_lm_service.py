@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import yaml
 
 from models.generation import GenerationRequest, Generator
 from serving.client import generate_stream
+
+from .conftest import archived_generator
 
 pytestmark = pytest.mark.integration
 
@@ -24,11 +24,7 @@ def _needs_lm(server):
 @pytest.fixture(scope="module")
 def local_generator(tiny_model_store: Path, tmp_path_factory) -> Generator:
     """The archived model run in-process with the archive's own settings: the reference."""
-    folder = tmp_path_factory.mktemp("unpacked-lm")
-    with zipfile.ZipFile(tiny_model_store / "lm.mar") as archive:
-        archive.extractall(folder)
-    settings = yaml.safe_load((folder / "lm-config.yaml").read_text())
-    return Generator.from_artifact(folder, quantize=settings["handler"].get("quantize"))
+    return archived_generator(tiny_model_store / "lm.mar", tmp_path_factory.mktemp("unpacked-lm"))
 
 
 def generate(server, **payload):

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
-import yaml
 
 from models.generation import GenerationRequest, Generator
 from serving.client import generate_stream
 from training.archive import build_archive
 
-from .conftest import ROOT, launch
+from .conftest import ROOT, archived_generator, launch
 
 pytestmark = pytest.mark.integration
 
@@ -40,11 +38,7 @@ def subword_server(subword_store, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(subword_store, tmp_path_factory) -> Generator:
-    folder = tmp_path_factory.mktemp("unpacked")
-    with zipfile.ZipFile(subword_store / "lm.mar") as archive:
-        archive.extractall(folder)
-    settings = yaml.safe_load((folder / "lm-config.yaml").read_text())
-    generator = Generator.from_artifact(folder, quantize=settings["handler"].get("quantize"))
+    generator = archived_generator(subword_store / "lm.mar", tmp_path_factory.mktemp("unpacked"))
     assert generator.tokenizer.vocab_size == VOCAB
     return generator
 
