@@ -28,17 +28,14 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# ---- builder: one venv with torch and the serving packages, pinned by requirements*.txt ----
+# ---- builder: one venv with torch and the `serve` group of pyproject.toml's pins ----
 FROM base AS builder
 ARG VARIANT
 ARG TORCH_CUDA=cu128
-# The packages serving needs, out of requirements.txt's pins (training, plots, load tests and
-# dev tools stay out of the image). tests/unit/test_dockerfile.py checks this covers every
-# third-party import of the served code.
-ARG SERVE_PACKAGES="torchserve|sentencepiece|numpy|pyyaml|requests"
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /build
-COPY requirements.txt requirements-torch.txt ./
+COPY pyproject.toml requirements-torch.txt ./
+COPY scripts/pins.py scripts/
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 # torch first and from PyTorch's own index: the CPU wheel, or the CUDA build of the same
@@ -46,16 +43,16 @@ ENV PATH=/opt/venv/bin:$PATH
 RUN if [ "$VARIANT" = cuda ]; then index="$TORCH_CUDA"; else index=cpu; fi \
     && pip install --no-cache-dir --index-url "https://download.pytorch.org/whl/${index}" \
         -r requirements-torch.txt
-RUN grep -iE "^(${SERVE_PACKAGES})==" requirements.txt > serve.txt \
-    && wanted=$(echo "$SERVE_PACKAGES" | tr '|' '\n' | wc -l) \
-    && if [ "$(wc -l < serve.txt)" -ne "$wanted" ]; then \
-        echo "requirements.txt lacks a pin for one of: ${SERVE_PACKAGES}" >&2; exit 1; fi \
+# Only the packages serving needs (training, plots, load tests and dev tools stay out of the
+# image); tests/unit/test_dockerfile.py checks that they cover every import of the served code.
+RUN python scripts/pins.py serve > serve.txt \
     && pip install --no-cache-dir -c requirements-torch.txt -r serve.txt
 
 # ---- trainer (TRAIN=1): train and archive both models from the data build context ----
 FROM builder AS trainer
 ARG TRAIN_PROFILE=default
-RUN pip install --no-cache-dir -c requirements-torch.txt -r requirements.txt
+RUN python scripts/pins.py train > train.txt \
+    && pip install --no-cache-dir -c requirements-torch.txt -r train.txt
 COPY models/ models/
 COPY handlers/ handlers/
 COPY training/ training/

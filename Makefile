@@ -27,12 +27,12 @@ WEIGHTS ?=
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements-torch.txt requirements.txt scripts/ensure-java.sh
+$(VENV)/.installed: requirements-torch.txt pyproject.toml scripts/ensure-java.sh
 	bash scripts/ensure-java.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-torch.txt
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -e ".[serve,train,loadtest,dev]"
 	touch $@
 
 setup: $(VENV)/.installed ## create .venv with pinned dependencies and a Java 17 runtime

@@ -410,7 +410,7 @@ def _queues_empty(run_dir: Path, deadline: float) -> bool:
     return False
 
 
-def _main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -457,4 +457,4 @@ def _main() -> None:
 
 
 if __name__ == "__main__":
-    _main()
+    main()

@@ -93,7 +93,7 @@ def archive_info(archive: Path) -> tuple[str, dict[str, Any]]:
     return str(manifest["modelVersion"]), config
 
 
-def _main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -106,4 +106,4 @@ def _main() -> None:
 
 
 if __name__ == "__main__":
-    _main()
+    main()

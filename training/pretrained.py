@@ -33,7 +33,7 @@ def training_package(name: str, what: str) -> Any:
     except ImportError as error:
         raise RuntimeError(
             f"{what} needs the training dependencies ({name}): make setup, or "
-            "pip install -r requirements.txt"
+            "pip install -e '.[train]'"
         ) from error
 
 

@@ -325,5 +325,10 @@ def parse_options(argv: Sequence[str] | None = None) -> LMTrainOptions:
     return cli.parse_options(LMTrainOptions(), PROFILES, argv, __doc__)
 
 
-if __name__ == "__main__":
+def command() -> None:
+    """The `rnn-serve-train-lm` console script."""
     cli.run(lambda: train(parse_options()))
+
+
+if __name__ == "__main__":
+    command()

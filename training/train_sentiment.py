@@ -435,5 +435,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"wrote {options.out}")
 
 
-if __name__ == "__main__":
+def command() -> None:
+    """The `rnn-serve-train-sentiment` console script."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    command()

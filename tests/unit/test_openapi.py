@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import jsonschema
 import pytest
+from openapi_spec_validator import validate as validate_spec
 
 from handlers import lm_api, openai_api, openapi, sentiment_api
 from handlers.schema import RequestError, validate
@@ -49,6 +51,10 @@ def test_the_committed_document_is_up_to_date():
     assert DOC.read_text() == openapi.render(), (
         "run: python -m handlers.openapi > docs/openapi.json"
     )
+
+
+def test_the_committed_document_is_valid_openapi():
+    validate_spec(json.loads(DOC.read_text()))
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
