@@ -20,6 +20,11 @@ REQUIRED: Any = object()
 # Characters a text field may contain besides printable ones: line breaks and tabs are text,
 # other control characters (NUL, escape sequences, ...) are almost always a client bug.
 ALLOWED_CONTROL = frozenset("\n\r\t")
+# Our limit on a whole body, answered with a JSON 413 naming "body". TorchServe's own cut-off
+# (max_request_size in serving/config.properties) sits well above it, because TorchServe's
+# bare 413 reaches few clients: it closes the connection while a client that sent
+# "Connection: close" (Python's urllib) is still sending, and that client sees a reset.
+MAX_BODY_BYTES = 1 << 20
 
 
 class RequestError(Exception):
@@ -92,6 +97,9 @@ def decode_body(raw: Any) -> Any:
     when that fails or for other content types (curl's default form type, say), so bytes are
     decoded here: UTF-8 first, then JSON if the body looks like JSON, else plain text.
     """
+    if isinstance(raw, (bytes, bytearray, str)) and len(raw) > MAX_BODY_BYTES:
+        size = f"{len(raw):,} {'bytes' if isinstance(raw, (bytes, bytearray)) else 'characters'}"
+        raise RequestError("body", f"is {size}; the limit is {MAX_BODY_BYTES:,} bytes", 413)
     if isinstance(raw, (bytes, bytearray)):
         try:
             raw = bytes(raw).decode("utf-8")

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handlers.schema import RequestError, decode_body
+from handlers.schema import MAX_BODY_BYTES, RequestError, decode_body
 from handlers.sentiment_api import MAX_TEXT_CHARS, MAX_TEXTS, parse_sentiment
 
 
@@ -86,3 +86,11 @@ def test_arbitrary_input_is_parsed_or_refused_with_4xx(raw):
         assert 400 <= error.status < 500
     else:
         assert request.texts and all(isinstance(t, str) and t.strip() for t in request.texts)
+
+
+def test_a_body_over_the_limit_is_refused_with_413_before_it_is_parsed():
+    raw = b'{"text": "' + b"x" * MAX_BODY_BYTES + b'"}'
+    with pytest.raises(RequestError) as refused:
+        decode_body(raw)
+    assert refused.value.status == 413 and refused.value.field == "body"
+    assert parse_raw(b'{"text": "fine"}')  # far below: parsed as usual
