@@ -13,6 +13,8 @@ PORT ?= 8080
 MANAGEMENT_PORT ?= 8081
 METRICS_PORT ?= 8082
 MODEL_STORE ?= model_store
+ARTIFACTS ?= artifacts
+RUN_DIR ?= runs/server
 PROFILE ?= default
 MINUTES ?= 3
 PYTEST_ARGS ?=
@@ -38,29 +40,29 @@ $(VENV)/.installed: requirements-torch.txt pyproject.toml scripts/ensure-java.sh
 setup: $(VENV)/.installed ## create .venv with pinned dependencies and a Java 17 runtime
 
 # Trained artifacts are kept: retraining takes minutes.
-.PRECIOUS: artifacts/%/weights.pt
-artifacts/%/weights.pt: | $(VENV)/.installed
-	$(PY) -m training.train_$(if $(filter lm,$*),lm,sentiment) --profile $(PROFILE) --out artifacts/$*
+.PRECIOUS: $(ARTIFACTS)/%/weights.pt
+$(ARTIFACTS)/%/weights.pt: | $(VENV)/.installed
+	$(PY) -m training.train_$(if $(filter lm,$*),lm,sentiment) --profile $(PROFILE) --out $(ARTIFACTS)/$*
 
 # An archive packs the serving code too: rebuild it when that code changes.
-$(MODEL_STORE)/%.mar: artifacts/%/weights.pt serving/%-config.yaml $(wildcard handlers/*.py models/*.py)
-	$(PY) -m training.archive $* --artifact artifacts/$* --export $(MODEL_STORE)
+$(MODEL_STORE)/%.mar: $(ARTIFACTS)/%/weights.pt serving/%-config.yaml $(wildcard handlers/*.py models/*.py)
+	$(PY) -m training.archive $* --artifact $(ARTIFACTS)/$* --export $(MODEL_STORE)
 
 models: $(MODEL_STORE)/sentiment.mar $(MODEL_STORE)/lm.mar ## train and archive the default models where missing
-	@$(PY) -m training.summary artifacts
+	@$(PY) -m training.summary $(ARTIFACTS)
 
 lm-sweep: $(VENV)/.installed ## compare LM tokenizers at equal CPU minutes (MINUTES each); runs/lm-sweep/
 	$(PY) -m training.lm_sweep --minutes $(MINUTES) --out runs/lm-sweep
 
 serve: models ## set up, train if needed, start TorchServe on $(HOST) and wait until every model is READY
-	$(PY) -m serving.server start --auth $(AUTH) --host $(HOST) --model-store $(MODEL_STORE) \
+	$(PY) -m serving.server start --run-dir $(RUN_DIR) --auth $(AUTH) --host $(HOST) --model-store $(MODEL_STORE) \
 		--inference-port $(PORT) --management-port $(MANAGEMENT_PORT) --metrics-port $(METRICS_PORT)
 
 stop: ## stop the server started from this checkout
-	@if [ -x $(PY) ]; then $(PY) -m serving.server stop; else echo "nothing to stop"; fi
+	@if [ -x $(PY) ]; then $(PY) -m serving.server stop --run-dir $(RUN_DIR); else echo "nothing to stop"; fi
 
 status: ## is a server from this checkout running?
-	@$(PY) -m serving.server status
+	@$(PY) -m serving.server status --run-dir $(RUN_DIR)
 
 loadtest: $(VENV)/.installed ## load-test with Locust (USERS DURATION SPAWN_RATE SCENARIO); report in runs/loadtest/
 	$(PY) -m loadtest.run --users $(USERS) --spawn-rate $(SPAWN_RATE) --duration $(DURATION) \
@@ -82,4 +84,4 @@ test: $(VENV)/.installed lint ## run every test (unit and integration with a rea
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 clean: stop ## remove trained artifacts, archives and run outputs (keeps .venv)
-	rm -rf artifacts runs $(MODEL_STORE)
+	rm -rf $(ARTIFACTS) runs $(MODEL_STORE)

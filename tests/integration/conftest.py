@@ -7,6 +7,8 @@ exercise the whole path a user's request takes; only the model sizes differ.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import zipfile
@@ -86,3 +88,18 @@ def launch(store: Path, run_dir: Path, **overrides) -> Iterator[RunningServer]:
 def server(tiny_model_store: Path, tmp_path_factory: pytest.TempPathFactory):
     """One shared server (auth on, the project's serving config) for the whole session."""
     yield from launch(tiny_model_store, tmp_path_factory.mktemp("server"))
+
+
+def worker_pids(connection: Connection, model: str) -> list[int]:
+    return [w["pid"] for w in connection.model_status(model)[0]["workers"] if w.get("pid")]
+
+
+def freeze(pids: list[int]) -> None:
+    """SIGSTOP: a frozen worker holds its requests, so a stop or a kill certainly meets them."""
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+
+
+def thaw(pids: list[int]) -> None:
+    for pid in pids:
+        os.kill(pid, signal.SIGCONT)

@@ -7,6 +7,7 @@ check what `docker run` / `docker stop` / the HEALTHCHECK would see.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -19,8 +20,19 @@ from pathlib import Path
 import pytest
 import requests
 
+from handlers import drain
 from serving.entrypoint import EXIT_SERVER_DIED, EXIT_START_FAILED, PORTS, PREFIX
-from serving.server import KEY_FILE, PID_FILE, Connection, free_ports, server_pid, stop
+from serving.server import (
+    DRAIN_DIR,
+    KEY_FILE,
+    PID_FILE,
+    Connection,
+    free_ports,
+    server_pid,
+    stop,
+)
+
+from .conftest import freeze, thaw, worker_pids
 
 pytestmark = pytest.mark.integration
 
@@ -198,3 +210,35 @@ def test_refuses_to_start_without_its_archives_or_with_unclear_auth(launch):
     unclear = launch(AUTH="of")  # a typo must not turn keys off
     assert unclear.finish() == EXIT_START_FAILED
     assert "AUTH" in unclear.output()
+
+
+def test_sigterm_lets_a_running_stream_finish(launch):
+    """The container's stop (SIGTERM) drains: the stream's worker is frozen mid-generation, so
+    the stop certainly begins while it runs; the entrypoint must wait, and the stream end whole."""
+    entry = launch(MODELS="lm")
+    entry.wait_healthy()
+    keys = Connection.from_run_dir(entry.run_dir)
+    workers = worker_pids(keys, "lm")
+    url = f"http://127.0.0.1:{entry.port('INFERENCE_PORT')}/predictions/lm"
+    body = {"prompt": "ROMEO:", "max_new_tokens": 1000, "stream": True, "seed": 3}
+    with requests.post(
+        url, json=body, headers=keys.inference_headers(), stream=True, timeout=120
+    ) as stream:
+        lines = stream.iter_lines()
+        first = next(lines)
+        freeze(workers)
+        try:
+            entry.process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while not drain.is_draining(entry.run_dir / DRAIN_DIR):
+                assert time.monotonic() < deadline, f"no drain began:\n{entry.output()}"
+                time.sleep(0.05)
+            assert entry.process.poll() is None, "the entrypoint must wait for the stream"
+        finally:
+            thaw(workers)
+        rest = list(lines)
+    chunks = [json.loads(line) for line in [first, *rest] if line]
+    assert chunks[-1]["finish_reason"] == "length", chunks[-1]
+    assert chunks[-1]["generated_tokens"] == 1000
+    assert entry.finish() == 0, entry.output()
+    assert server_pid(entry.run_dir) is None

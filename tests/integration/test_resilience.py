@@ -22,7 +22,7 @@ from loadtest import metrics
 from serving.healthcheck import check
 from serving.server import DRAIN_DIR, PID_FILE, alive, server_pid, stop
 
-from .conftest import launch
+from .conftest import freeze, launch, thaw, worker_pids
 
 pytestmark = pytest.mark.integration
 
@@ -67,10 +67,6 @@ def test_overload_gets_prompt_503_and_the_server_recovers(own_server):
     assert own_server.post("lm", json={"prompt": "ROMEO:", "max_new_tokens": 5}).status_code == 200
 
 
-def worker_pids(server, model: str) -> list[int]:
-    return [w["pid"] for w in server.connection.model_status(model)[0]["workers"] if w.get("pid")]
-
-
 def wait_until_replaced(server, model: str, victims: list[int], timeout: float = 120) -> None:
     """Until every worker of ``model`` is a new process and READY. The status API still says
     READY for a moment after a kill, so readiness alone would not mean "replaced"."""
@@ -101,16 +97,6 @@ def wait_until_inside_worker(server, model: str, baseline: float, count: int) ->
     raise AssertionError(f"{count} requests did not reach a {model} worker within 60 s")
 
 
-def freeze(pids: list[int]) -> None:
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
-
-
-def thaw(pids: list[int]) -> None:
-    for pid in pids:
-        os.kill(pid, signal.SIGCONT)
-
-
 def test_killed_worker_fails_only_in_flight_requests_and_is_replaced(own_server):
     """Requests a dying worker holds get an error answer; the rest are served by its successor.
 
@@ -118,7 +104,7 @@ def test_killed_worker_fails_only_in_flight_requests_and_is_replaced(own_server)
     certainly inside a worker when it is killed: a running tiny model answers in milliseconds,
     and a kill timed against live traffic can land between batches and prove nothing.
     """
-    victims = worker_pids(own_server, "lm")
+    victims = worker_pids(own_server.connection, "lm")
     assert victims
     baseline = requests_seen(own_server, "lm")
     freeze(victims)
@@ -149,7 +135,7 @@ def test_stop_finishes_a_running_stream_and_refuses_new_work(own_server):
     stream end normally."""
     run_dir = own_server.run_dir
     pid = server_pid(run_dir)
-    lm_workers = worker_pids(own_server, "lm")
+    lm_workers = worker_pids(own_server.connection, "lm")
     body = {**LONG_GENERATION, "max_new_tokens": 1000, "stream": True}
     reply = own_server.post("lm", json=body, stream=True, timeout=90)
     lines = reply.iter_lines()
