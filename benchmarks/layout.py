@@ -23,6 +23,8 @@ from benchmarks.run import ROOT, Table, locust, served_settings, server, unpack
 from loadtest.report import FIRST_CHUNK
 from training.archive import build_archive
 
+LM = {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 1}
+FRONTEND = ("workers", "threads", "batchSize", "maxBatchDelay")  # the rest are handler options
 CANDIDATES = {
     "sentiment": [
         {"workers": 2, "threads": 1, "batchSize": 16, "maxBatchDelay": 5},
@@ -32,15 +34,16 @@ CANDIDATES = {
         {"workers": 2, "threads": 1, "batchSize": 16, "maxBatchDelay": 20},
     ],
     # Continuous batching: one worker (see serving/lm-config.yaml); what is left to choose is
-    # its threads, how many rows it decodes together and how many tokens per handler call.
+    # its threads, how many rows it decodes together and when a handler call answers (after
+    # tokens_per_call steps, or min_tokens_per_call once a row has finished).
     "lm": [
-        {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 2},
-        {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 4},
-        {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 8},
-        {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 16},
-        {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 32},
-        {"workers": 1, "threads": 2, "batchSize": 64, "maxBatchDelay": 1, "tokens_per_call": 8},
-        {"workers": 1, "threads": 1, "batchSize": 96, "maxBatchDelay": 1, "tokens_per_call": 8},
+        {**LM, "tokens_per_call": 16, "min_tokens_per_call": 4},
+        {**LM, "tokens_per_call": 16, "min_tokens_per_call": 16},
+        {**LM, "tokens_per_call": 16, "min_tokens_per_call": 1},
+        {**LM, "tokens_per_call": 8, "min_tokens_per_call": 2},
+        {**LM, "tokens_per_call": 32, "min_tokens_per_call": 4},
+        {**LM, "threads": 2, "tokens_per_call": 16, "min_tokens_per_call": 4},
+        {**LM, "batchSize": 96, "tokens_per_call": 16, "min_tokens_per_call": 4},
     ],
 }
 SCENARIO = {"sentiment": "classify", "lm": "generation"}  # lm: half of the users stream
@@ -50,9 +53,9 @@ def model_config(base: dict, candidate: dict) -> dict:
     config = {**base, "batchSize": candidate["batchSize"]}
     config.update(minWorkers=candidate["workers"], maxWorkers=candidate["workers"])
     config["maxBatchDelay"] = candidate["maxBatchDelay"]
+    handler = {key: value for key, value in candidate.items() if key not in FRONTEND}
     config["handler"] = {**base.get("handler", {}), "torch_threads": candidate["threads"]}
-    if "tokens_per_call" in candidate:
-        config["handler"]["tokens_per_call"] = candidate["tokens_per_call"]
+    config["handler"].update(handler)
     return config
 
 

@@ -7,7 +7,7 @@ the handler module because TorchServe loads a handler module only if it defines 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -19,6 +19,8 @@ class Job:
     replies: Any = None  # how its answers look (handlers/lm_replies.py)
     started: bool = False  # a chunk went out: the response is a stream now
     announced: str | None = None  # the session id, once a streamed line has carried it
+    keys: list[Any] = field(default_factory=list)  # its rows in the decode loop, one per choice
+    results: dict[int, Any] = field(default_factory=dict)  # finished choices by index
 
 
 @dataclass

@@ -92,6 +92,11 @@ class LMRequest:
     stream: bool = False
     session: str | None = None  # NEW_SESSION or the id of one
     end_session: bool = False
+    more: tuple[GenerationRequest, ...] = ()  # further choices (OpenAI's prompt lists and n)
+
+    @property
+    def choices(self) -> tuple[GenerationRequest, ...]:
+        return (self.generation, *self.more)
 
 
 def parse_generation(body: Any) -> LMRequest:

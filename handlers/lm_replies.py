@@ -10,7 +10,7 @@ from typing import Any
 from handlers import openai_api
 from handlers.continuous import Job, Reply
 from handlers.schema import RequestError
-from models.generation import GenerationResult
+from models.decode_loop import Update
 
 
 def ndjson(payload: dict[str, Any]) -> str:
@@ -19,7 +19,11 @@ def ndjson(payload: dict[str, Any]) -> str:
 
 class Replies:
     """What both APIs share: an error before anything was sent is a whole response with its
-    status; one after that ends the stream (or the chunked answer) in the API's shape."""
+    status; one after that ends the stream (or the chunked answer) in the API's shape.
+
+    ``running`` and ``finished`` get what this call produced for each of the job's choices
+    (one, except for OpenAI's prompt lists and ``n``); finished choices are in ``job.results``.
+    """
 
     content_type: str | None = None  # of chunks and answers
     error_content_type: str | None = None  # of a refusal
@@ -52,7 +56,8 @@ class NativeReplies(Replies):
     def line(self, payload: dict[str, Any]) -> str:
         return ndjson(payload)
 
-    def running(self, job: Job, text: str) -> Reply:
+    def running(self, job: Job, parts: list[Update]) -> Reply:
+        text = parts[0].text
         if not job.stream or not text:
             return Reply("", more=True, content_type=self.content_type)
         payload: dict[str, Any] = {"text": text}
@@ -60,7 +65,8 @@ class NativeReplies(Replies):
             payload["session"] = job.announced = job.session
         return Reply(ndjson(payload), more=True, content_type=self.content_type)
 
-    def finished(self, job: Job, result: GenerationResult, text: str) -> Reply:
+    def finished(self, job: Job, parts: list[Update]) -> Reply:
+        result, text = job.results[0], parts[0].text
         answer: dict[str, Any] = {
             "text": result.text,
             "generated_tokens": result.generated_tokens,
@@ -88,15 +94,22 @@ class OpenAIReplies(Replies):
     def line(self, payload: dict[str, Any]) -> str:
         return openai_api.event(payload)
 
-    def running(self, job: Job, text: str) -> Reply:
-        if not job.stream or not text:
-            return Reply("", more=True, content_type=self.content_type)
-        event = openai_api.event(self.ids.body(text, None))
-        return Reply(event, more=True, content_type=self.content_type)
+    def events(self, parts: list[Update]) -> str:
+        """One event per choice that has new text or finished in this call."""
+        return "".join(
+            openai_api.event(self.ids.body([(index, part.text, reason)]))
+            for index, part in enumerate(parts)
+            if part.text or part.result is not None
+            for reason in [part.result.finish_reason if part.result else None]
+        )
 
-    def finished(self, job: Job, result: GenerationResult, text: str) -> Reply:
+    def running(self, job: Job, parts: list[Update]) -> Reply:
+        body = self.events(parts) if job.stream else ""
+        return Reply(body, more=True, content_type=self.content_type)
+
+    def finished(self, job: Job, parts: list[Update]) -> Reply:
         if job.stream:
-            body = openai_api.event(self.ids.body(text, result.finish_reason)) + openai_api.DONE
+            body = self.events(parts) + openai_api.DONE
         else:
-            body = self.ids.answer(result)
+            body = self.ids.answer([job.results[index] for index in range(len(parts))])
         return Reply(body, more=False if job.started else None, content_type=self.content_type)

@@ -28,6 +28,10 @@ ROUTES = ("", COMPLETIONS, MODELS)  # "" is our own API
 EVENT_STREAM = "text/event-stream"
 JSON = "application/json"
 DONE = "data: [DONE]\n\n"
+MAX_PROMPTS = 8
+MAX_N = 8
+MAX_CHOICES = 16  # prompts x n: each choice is a row of the decode loop
+SEED_SPAN = 1 << 63
 
 
 def _ours(field: str, **changes: Any) -> Field:
@@ -41,9 +45,9 @@ FIELDS = (
     Field(
         "prompt",
         list,
-        doc="Text to continue: a string, or a list holding one string.",
+        doc="Text to continue: a string, or a list of strings (each gets its own choices).",
         min_length=1,
-        max_length=1,
+        max_length=MAX_PROMPTS,
         item_max_length=lm_api.MAX_PROMPT_CHARS,
         blank_ok=True,
         single_as_list=True,
@@ -54,26 +58,42 @@ FIELDS = (
     _ours("seed"),
     _ours("stop", default=None, nullable=True),
     _ours("stream", doc="Server-Sent Events, ending with `data: [DONE]`."),
-    Field("n", int, 1, "Choices per prompt: 1 only.", minimum=1, maximum=1),
+    Field(
+        "n",
+        int,
+        1,
+        f"Choices per prompt (prompts x n at most {MAX_CHOICES}); with a seed, choice j samples "
+        "with seed + j.",
+        minimum=1,
+        maximum=MAX_N,
+    ),
     Field("logprobs", int, None, "Not supported: null only.", minimum=0, maximum=0, nullable=True),
     Field("user", str, None, "Accepted and ignored.", nullable=True),
 )
 
 
 def parse_completion(body: Any) -> lm_api.LMRequest:
-    """An OpenAI completions body as the same request our own route makes."""
+    """An OpenAI completions body as the request our own route makes, one generation per
+    choice: prompt-major, as OpenAI numbers choices (prompt i, choice j is index i * n + j)."""
     values = validate(body, FIELDS)
     if values["logprobs"] is not None:
         raise RequestError("logprobs", "is not supported")
-    generation = GenerationRequest(
-        prompt=values["prompt"][0],
-        max_new_tokens=values["max_tokens"],
-        temperature=values["temperature"],
-        top_p=values["top_p"],
-        seed=values["seed"],
-        stop=values["stop"] or [],
-    )
-    return lm_api.LMRequest(generation, stream=values["stream"])
+    prompts, n, seed = values["prompt"], values["n"], values["seed"]
+    if len(prompts) * n > MAX_CHOICES:
+        raise RequestError("n", f"{len(prompts)} prompts x n={n} exceeds {MAX_CHOICES} choices")
+    choices = [
+        GenerationRequest(
+            prompt=prompt,
+            max_new_tokens=values["max_tokens"],
+            temperature=values["temperature"],
+            top_p=values["top_p"],
+            seed=None if seed is None else (seed + j) % SEED_SPAN,
+            stop=values["stop"] or [],
+        )
+        for prompt in prompts
+        for j in range(n)
+    ]
+    return lm_api.LMRequest(choices[0], stream=values["stream"], more=tuple(choices[1:]))
 
 
 def error_body(error: RequestError) -> dict[str, Any]:
@@ -104,24 +124,28 @@ class CompletionIds:
     def new(cls, request_id: str, model: str, prompt_tokens: int) -> CompletionIds:
         return cls(f"cmpl-{request_id}", model, int(time.time()), prompt_tokens)
 
-    def body(self, text: str, finish_reason: str | None) -> dict[str, Any]:
+    def body(self, choices: list[tuple[int, str, str | None]]) -> dict[str, Any]:
+        """A completion object holding ``(index, text, finish_reason)`` choices."""
         return {
             "id": self.id,
             "object": "text_completion",
             "created": self.created,
             "model": self.model,
             "choices": [
-                {"index": 0, "text": text, "finish_reason": finish_reason, "logprobs": None}
+                {"index": index, "text": text, "finish_reason": reason, "logprobs": None}
+                for index, text, reason in choices
             ],
         }
 
-    def answer(self, result: GenerationResult) -> dict[str, Any]:
+    def answer(self, results: list[GenerationResult]) -> dict[str, Any]:
+        completion = sum(result.generated_tokens for result in results)
         usage = {
             "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": result.generated_tokens,
-            "total_tokens": self.prompt_tokens + result.generated_tokens,
+            "completion_tokens": completion,
+            "total_tokens": self.prompt_tokens + completion,
         }
-        return {**self.body(result.text, result.finish_reason), "usage": usage}
+        choices = [(i, r.text, r.finish_reason) for i, r in enumerate(results)]
+        return {**self.body(choices), "usage": usage}
 
 
 def event(payload: dict[str, Any]) -> str:

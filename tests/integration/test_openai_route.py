@@ -53,14 +53,41 @@ def test_streamed_events_concatenate_to_the_completion(server, client):
     assert raw.text.endswith("data: [DONE]\n\n")
 
 
+def test_prompt_lists_and_n_give_each_choice_its_own_seeded_answer(server, client):
+    """Choice i * n + j continues prompt i with seed + j, alone or streamed."""
+    prompts, n = ["ROMEO:", "JULIET:\n"], 2
+    request = {**SEEDED, "prompt": prompts, "n": n, "max_tokens": 12}
+    completion = client.completions.create(model="lm", **request)
+    assert [c.index for c in completion.choices] == [0, 1, 2, 3]
+    for choice in completion.choices:
+        prompt, j = prompts[choice.index // n], choice.index % n
+        ours = native(
+            server, prompt=prompt, max_new_tokens=12, temperature=1.0, top_p=0.9, seed=11 + j
+        )
+        assert choice.text == ours["text"] and choice.finish_reason == ours["finish_reason"]
+    assert completion.usage.completion_tokens == 4 * 12
+    assert completion.choices[0].text != completion.choices[1].text  # seeds 11 and 12
+
+    streamed: dict[int, str] = {}
+    reasons: dict[int, list] = {}
+    for event in client.completions.create(model="lm", **request, stream=True):
+        for choice in event.choices:
+            streamed[choice.index] = streamed.get(choice.index, "") + choice.text
+            if choice.finish_reason:
+                reasons.setdefault(choice.index, []).append(choice.finish_reason)
+    assert streamed == {c.index: c.text for c in completion.choices}
+    assert reasons == {c.index: [c.finish_reason] for c in completion.choices}
+
+
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
         ({"max_tokens": 0}, "max_tokens"),
         ({"temperature": -1}, "temperature"),
-        ({"n": 2}, "n"),
+        ({"n": 9}, "n"),
+        ({"prompt": ["a", "b", "c"], "n": 6}, "n"),  # 18 choices: more than 16
         ({"logprobs": 2}, "logprobs"),
-        ({"prompt": ["a", "b"]}, "prompt"),
+        ({"prompt": ["a"] * 9}, "prompt"),
     ],
 )
 def test_bad_parameters_raise_the_clients_bad_request_naming_them(client, extra, param):

@@ -39,8 +39,9 @@ CASES = {
         [
             {"prompt": "x", "max_tokens": 3, "model": "lm"},
             {"prompt": ["x"], "stop": "y"},
-            {"prompt": ["x", "y"]},
-            {"prompt": "x", "n": 2},
+            {"prompt": ["x", "y"], "n": 8},
+            {"prompt": ["x"] * 9},
+            {"prompt": "x", "n": 9},
             {"prompt": "x", "max_tokens": 1001},
         ],
     ),
