@@ -33,6 +33,7 @@ import torch
 import yaml
 
 from benchmarks.ceiling import classify_ceiling
+from benchmarks.cpu import cpu_split
 from benchmarks.generation import (
     batch_tokens_per_second,
     best_textbook_tokens_per_second,
@@ -46,7 +47,14 @@ from loadtest import run as loadtest
 from models.classifier import SentimentPredictor
 from models.generation import Generator
 from serving.client import generate, generate_stream
-from serving.server import DEFAULT_MODELS, ServerConfig, missing_archives, start, stop
+from serving.server import (
+    DEFAULT_MODELS,
+    ServerConfig,
+    missing_archives,
+    server_pid,
+    start,
+    stop,
+)
 from training.archive import archive_info, build_archive, model_config_path
 from training.data import load_sentiment, load_text, split_text
 from training.evaluate_lm import load_lm, score_text
@@ -100,24 +108,25 @@ def locust(run_dir: Path, out: Path, scenario: str, users: int, seconds: int, en
     previous = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        code = loadtest.main(
-            [
-                "--scenario",
-                scenario,
-                "--users",
-                str(users),
-                "--spawn-rate",
-                str(max(users, 8)),
-                "--duration",
-                f"{seconds}s",
-                "--run-dir",
-                str(run_dir),
-                "--out",
-                str(out),
-                "--stop-timeout",
-                "30",
-            ]
-        )
+        with cpu_split(server_pid(run_dir) or 0) as cpu:
+            code = loadtest.main(
+                [
+                    "--scenario",
+                    scenario,
+                    "--users",
+                    str(users),
+                    "--spawn-rate",
+                    str(max(users, 8)),
+                    "--duration",
+                    f"{seconds}s",
+                    "--run-dir",
+                    str(run_dir),
+                    "--out",
+                    str(out),
+                    "--stop-timeout",
+                    "30",
+                ]
+            )
     finally:
         for key, value in previous.items():
             if value is None:
@@ -129,7 +138,7 @@ def locust(run_dir: Path, out: Path, scenario: str, users: int, seconds: int, en
     before = metrics.parse_counters((out / report.METRICS_BEFORE).read_text())
     after = metrics.parse_counters((out / report.METRICS_AFTER).read_text())
     loads = {m.model: m for m in metrics.summarize(before, after, info.load_seconds)}
-    return {"code": code, "stats": stats, "loads": loads, "seconds": info.load_seconds}
+    return {"code": code, "stats": stats, "loads": loads, "seconds": info.load_seconds, "cpu": cpu}
 
 
 def classification(args, out: Path, tables: list[Table]) -> None:
@@ -192,6 +201,7 @@ def classification(args, out: Path, tables: list[Table]) -> None:
             f"mean batch {load.mean_batch_size or 0:.1f}, failures "
             f"{result['stats']['/predictions/sentiment'].failures}",
         )
+        table.add(f"CPU while served, batchSize {batch_size}", result["cpu"].describe(), "")
         if variant == "served":
             half_users, wait = half_saturation(rate)
             with server(store, ("sentiment",), out / "server-half"):
@@ -316,6 +326,7 @@ def served_generation(
         "goal >= 0.9",
     )
     table.add("served at 64 streams / textbook loop", f"{served / textbook:.1f}x", "goal >= 40x")
+    table.add("CPU while served at 64 streams", result["cpu"].describe(), "")
     first = result["stats"].get(report.FIRST_CHUNK)
     if first is not None and first.p99_ms is not None:
         table.add(
