@@ -34,16 +34,14 @@ CANDIDATES = {
         {"workers": 2, "threads": 1, "batchSize": 16, "maxBatchDelay": 20},
     ],
     # Continuous batching: one worker (see serving/lm-config.yaml); what is left to choose is
-    # its threads, how many rows it decodes together and when a handler call answers (after
-    # tokens_per_call steps, or min_tokens_per_call once a row has finished).
+    # its threads, how many rows it decodes together and how many tokens per handler call.
     "lm": [
-        {**LM, "tokens_per_call": 16, "min_tokens_per_call": 4},
-        {**LM, "tokens_per_call": 16, "min_tokens_per_call": 16},
-        {**LM, "tokens_per_call": 16, "min_tokens_per_call": 1},
-        {**LM, "tokens_per_call": 8, "min_tokens_per_call": 2},
-        {**LM, "tokens_per_call": 32, "min_tokens_per_call": 4},
-        {**LM, "threads": 2, "tokens_per_call": 16, "min_tokens_per_call": 4},
-        {**LM, "batchSize": 96, "tokens_per_call": 16, "min_tokens_per_call": 4},
+        {**LM, "tokens_per_call": 4},
+        {**LM, "tokens_per_call": 8},
+        {**LM, "tokens_per_call": 16},
+        {**LM, "tokens_per_call": 32},
+        {**LM, "threads": 2, "tokens_per_call": 16},
+        {**LM, "batchSize": 96, "tokens_per_call": 16},
     ],
 }
 SCENARIO = {"sentiment": "classify", "lm": "generation"}  # lm: half of the users stream

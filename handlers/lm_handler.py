@@ -8,11 +8,9 @@ to the client as one more chunk, and ``context.stopping_criteria[i]`` says wheth
 is finished (True), continues (False), or was answered whole in this very call (None: a
 normal, unchunked response, which is the only kind that can carry an error status). So:
 
-- a new request is validated (a bad one gets its own 4xx at once) and joins the decode
-  loop, which runs in a thread of its own (models/decode_thread.py) and goes on decoding
-  while TorchServe delivers chunks and gathers the next call; a call answers after
-  ``tokens_per_call`` steps, or after ``min_tokens_per_call`` once a row has finished, so
-  that its client hears at once and a newcomer can take its slot;
+- a new request is validated (a bad one gets its own 4xx at once), joins the decode loop,
+  and samples its first tokens in the same call; ``tokens_per_call`` tokens per call amortise
+  the Java<->Python round trip;
 - a streaming row sends its new text as one NDJSON line per call that produced some (the
   first line carries the session id); a non-streaming row sends empty chunks and then its
   JSON answer (so its response is chunked once it runs past the first call);
@@ -41,8 +39,7 @@ from handlers.continuous import Decision, Job, Reply
 from handlers.lm_api import NEW_SESSION, LMRequest, parse_generation
 from handlers.lm_replies import NativeReplies, OpenAIReplies
 from handlers.schema import RequestError, decode_body
-from models.decode_loop import INTERNAL_ERROR, Carry, Update
-from models.decode_thread import DecodeThread
+from models.decode_loop import INTERNAL_ERROR, Carry, DecodeLoop, Update
 from models.generation import Generator
 from models.sessions import SessionError, SessionStore
 
@@ -54,8 +51,6 @@ METRIC_ACTIVE_SESSIONS = "ActiveSessions"
 METRIC_SESSION_EVICTIONS = "SessionEvictions"
 
 TOKENS_PER_CALL = 16  # overridden by the model config's handler.tokens_per_call
-MIN_TOKENS_PER_CALL = 4  # and handler.min_tokens_per_call
-LOOKAHEAD_CALLS = 2  # the decode thread runs at most this many calls' steps ahead
 SESSION_CAPACITY = 1000
 SESSION_TTL_SECONDS = 600.0
 SESSION_STATUS = {"unknown": 404, "expired": 410, "busy": 409}
@@ -66,10 +61,8 @@ class LMHandler(BatchHandler):
     def load(self, model_dir: str, device: torch.device, options: dict[str, Any]) -> None:
         quantize = options.get("quantize") if device.type == "cpu" else None
         self.generator = Generator.from_artifact(model_dir, device=device, quantize=quantize)
+        self.loop = DecodeLoop(self.generator)
         self.tokens_per_call = int(options.get("tokens_per_call", TOKENS_PER_CALL))
-        least = int(options.get("min_tokens_per_call", MIN_TOKENS_PER_CALL))
-        self.min_tokens_per_call = min(least, self.tokens_per_call)
-        self.decoder = self._start_decoder()
         limits = options.get("sessions") or {}
         self.sessions = SessionStore(
             int(limits.get("capacity", SESSION_CAPACITY)),
@@ -77,9 +70,6 @@ class LMHandler(BatchHandler):
         )
         self.jobs: dict[str, Job] = {}
         self.evictions_reported = 0
-
-    def _start_decoder(self) -> DecodeThread:
-        return DecodeThread(self.generator, LOOKAHEAD_CALLS * self.tokens_per_call)
 
     def parse(self, body: Any) -> LMRequest:
         return parse_generation(body)
@@ -99,11 +89,9 @@ class LMHandler(BatchHandler):
         for rid in ids:
             job = self.jobs.get(rid)
             replies.append(job.replies.failed(job, error) if job else NATIVE.refused(error))
-        self.decoder.drop(key for job in self.jobs.values() for key in job.keys)
         for rid in list(self.jobs):
             self._release(rid)
-        if not self.decoder.alive:
-            self.decoder = self._start_decoder()
+        self.loop = DecodeLoop(self.generator)
         self.drain_gate.leave()
         return self._respond(replies)
 
@@ -116,13 +104,11 @@ class LMHandler(BatchHandler):
             None if rid in self.jobs else self._admit(index, rid, row, draining)
             for index, (rid, row) in enumerate(zip(ids, data, strict=True))
         ]
-        updates = {}
-        if self.jobs:
-            updates = self.decoder.collect(self.tokens_per_call, self.min_tokens_per_call)
+        updates = self._step()
         for index, rid in enumerate(ids):
             if replies[index] is None:
                 replies[index] = self._progress(rid, updates)
-        if not self.jobs:
+        if not self.loop:
             self.drain_gate.leave()  # nothing runs between calls: a stop may proceed
         self._record(replies, time.perf_counter() - started)
         return self._respond(replies)
@@ -152,12 +138,12 @@ class LMHandler(BatchHandler):
         try:
             keep = session is not None
             prompt_tokens = sum(
-                self.decoder.add(key, choice, carry, keep)
+                self.loop.add(key, choice, carry, keep)
                 for key, choice in zip(keys, request.choices, strict=True)
             )
         except Exception:
             logger.exception("request %s could not join the loop", rid)
-            self.decoder.drop(keys)
+            self.loop.drop(keys)
             if session is not None:
                 self.sessions.release(session)
             self.call_failures += 1
@@ -178,12 +164,23 @@ class LMHandler(BatchHandler):
         except SessionError as error:
             raise RequestError("session", str(error), SESSION_STATUS[error.kind]) from error
 
+    def _step(self) -> dict[Any, Update]:
+        if not self.loop:
+            return {}
+        try:
+            return self.loop.step(self.tokens_per_call)
+        except Exception:  # the loop itself broke (not one row): end every row, keep serving
+            logger.exception("decode step failed; ending its %d rows", len(self.loop))
+            keys = list(self.loop.rows)
+            self.loop = DecodeLoop(self.generator)
+            return {key: Update(error=INTERNAL_ERROR) for key in keys}
+
     def _progress(self, rid: str, updates: dict[Any, Update]) -> Reply:
         job = self.jobs[rid]
         parts = [updates.get(key) or Update() for key in job.keys]
         error = next((part.error for part in parts if part.error is not None), None)
         if error is not None:  # one failed choice fails the request: its others leave too
-            self.decoder.drop(job.keys)
+            self.loop.drop(job.keys)
             self.call_failures += 1
             self._finish(rid, carry=None, failed=True)
             return job.replies.failed(job, RequestError("request", error, 500))
@@ -219,7 +216,7 @@ class LMHandler(BatchHandler):
         """Jobs TorchServe stopped sending: their clients went away."""
         if not gone:
             return
-        self.decoder.drop(key for rid in gone for key in self.jobs[rid].keys)
+        self.loop.drop([key for rid in gone for key in self.jobs[rid].keys])
         for rid in gone:
             self._release(rid)
         logger.info("dropped %d rows whose clients went away", len(gone))
@@ -242,7 +239,7 @@ class LMHandler(BatchHandler):
         self.record_call(len(replies), bad, self.call_failures, seconds)
         if self.call_tokens:
             self.add_counter(METRIC_GENERATED_TOKENS, self.call_tokens)
-        self.set_gauge(METRIC_ACTIVE_ROWS, len(self.jobs))
+        self.set_gauge(METRIC_ACTIVE_ROWS, len(self.loop))
         self.set_gauge(METRIC_ACTIVE_SESSIONS, len(self.sessions))
         evicted = self.sessions.evictions - self.evictions_reported
         if evicted:

@@ -67,17 +67,6 @@ class Update:
     error: str | None = None  # the row failed and left the loop
 
 
-@dataclass
-class Newcomer:
-    """A request ready to join the loop (`DecodeLoop.newcomer`)."""
-
-    row: Row
-    ids: list[int]  # what it reads before it samples: the carried token, then the prompt
-    carry: Carry | None
-    keep: bool
-    prompt_tokens: int
-
-
 class DecodeLoop:
     """Rows keyed by the caller's ids (a request id), decoded together."""
 
@@ -108,27 +97,16 @@ class DecodeLoop:
         """Queue a request; it joins at the next `step`. With ``carry`` the prompt continues
         that state (its stored token is read first); ``keep`` asks for the row's own `Carry`
         when it finishes. Returns the prompt's length in tokens."""
-        newcomer = self.newcomer(request, carry, keep)
-        self.join(key, newcomer)
-        return newcomer.prompt_tokens
-
-    def newcomer(
-        self, request: GenerationRequest, carry: Carry | None = None, keep: bool = False
-    ) -> Newcomer:
-        """A request made ready to join (tokenized, its generator seeded) without touching the
-        loop: another thread may do this while the loop steps (models/decode_thread.py)."""
-        prompt = self.tokenizer.encode(request.prompt)
-        ids = prompt if carry is None else [carry.token, *prompt]
-        return Newcomer(Row(request), ids or [self.tokenizer.unk_id], carry, keep, len(prompt))
-
-    def join(self, key: Hashable, newcomer: Newcomer) -> None:
         if key in self:
             raise KeyError(f"{key!r} is already in the loop")
-        self.rows[key] = newcomer.row
-        self.feed[key] = deque(newcomer.ids)
-        self.joining[key] = newcomer.carry
-        if newcomer.keep:
+        prompt = self.tokenizer.encode(request.prompt)
+        ids = prompt if carry is None else [carry.token, *prompt]
+        self.rows[key] = Row(request)
+        self.feed[key] = deque(ids or [self.tokenizer.unk_id])
+        self.joining[key] = carry
+        if keep:
             self.keep.add(key)
+        return len(prompt)
 
     def drop(self, keys: Iterable[Hashable]) -> None:
         """Forget rows (a client that went away); unknown keys are ignored."""
@@ -154,16 +132,6 @@ class DecodeLoop:
         for _ in range(steps):
             if not self.keys:
                 break
-            self._step_once(updates)
-        return updates
-
-    @torch.inference_mode()
-    def step_once(self) -> dict[Hashable, Update]:
-        """Admit new rows and run exactly one step, however much of a prompt is left."""
-        if self.joining:
-            self._admit()
-        updates: dict[Hashable, Update] = {}
-        if self.keys:
             self._step_once(updates)
         return updates
 
