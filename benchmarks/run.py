@@ -4,10 +4,11 @@
     python -m benchmarks.run --duration 20 --skip-served
 
 Classification: the bare predictor in the served layout (the ceiling) against TorchServe under
-Locust, batched serving against batchSize 1, fp32 against dynamic int8 (speed and dev accuracy),
-and p99 latency at about half of the saturated rate. Generation: our batched engine against the
-textbook one-request `generate()` loop, fp32 against int8 (speed and validation nats/char), and
-served tokens/s at 64 streams and served latency per token for one stream.
+Locust, batched serving against batchSize 1, fp32 against the batch-invariant int8 classifier
+(speed and dev accuracy), and p99 latency at about half of the saturated rate. Generation: our
+batched engine against the textbook one-request `generate()` loop, fp32 against int8 (speed and
+validation nats/char), and served tokens/s at 64 streams and served latency per token for one
+stream.
 The machine is noisy (shared 2 cores): only ratios taken within one run mean much.
 """
 

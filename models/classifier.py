@@ -124,17 +124,6 @@ def pad_batch(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.T
     return ids, lengths
 
 
-def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
-    """Dynamic int8 weights for the recurrent and linear layers (CPU only).
-
-    ``quantize_dynamic`` is deprecated in favour of torchao but still the one call that covers
-    nn.LSTM/nn.GRU; it helps most at small batch sizes on one thread.
-    """
-    return torch.ao.quantization.quantize_dynamic(
-        model, {nn.LSTM, nn.GRU, nn.Linear}, dtype=torch.qint8
-    )
-
-
 class SentimentPredictor:
     """Texts in, labels and probabilities out; one forward pass per call of `predict`."""
 
@@ -149,6 +138,8 @@ class SentimentPredictor:
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        # What gate inspection reads (embedding, rnn): the fp32 model behind an int8 one.
+        self.float_model = getattr(model, "float_model", self.model)
         self.config = config if config is not None else model.config
         self.tokenizer = tokenizer
         self.labels = tuple(labels)
@@ -162,12 +153,11 @@ class SentimentPredictor:
         quantize: str | None = None,
         max_tokens: int | None = MAX_TOKENS,
     ) -> SentimentPredictor:
-        """Load an artifact folder; ``quantize="int8"`` applies dynamic int8 (CPU only).
-
-        Caveat of int8: dynamic quantization picks activation scales per call from the whole
-        batch, so a text's probabilities then depend slightly on its batch neighbours (on
-        SST-2 dev, batches of 16 vs one by one: up to 0.04, 3 of 872 labels flipped). fp32
-        answers are batch-independent.
+        """Load an artifact folder; ``quantize="int8"`` serves `Int8Classifier` (CPU, LSTM only):
+        int8 products with per-row scales, so answers stay independent of the batch (bit for
+        bit on one thread; see models/int8_classifier.py). ``quantize_dynamic`` was dropped
+        for this: its per-tensor activation scale let batch mates move a text's probabilities
+        (SST-2 dev, batches of 16 vs one by one: up to 0.04, 3 of 872 labels flipped).
         """
         artifact = load_artifact(directory)
         if artifact.kind != "sentiment":
@@ -181,8 +171,10 @@ class SentimentPredictor:
             if quantize != "int8":
                 raise ValueError(f"quantize must be 'int8' or None, not {quantize!r}")
             if device.type != "cpu":
-                raise ValueError("int8 dynamic quantization runs on CPU only")
-            model = quantize_dynamic_int8(model)
+                raise ValueError("the int8 classifier runs on CPU only")
+            from models.int8_classifier import Int8Classifier  # it imports this module
+
+            model = Int8Classifier(model)
         labels = tuple(artifact.extra.get("labels", LABELS))
         return cls(model, artifact.tokenizer, config, device, labels, max_tokens)
 

@@ -70,10 +70,10 @@ def explain_sentiment(
     ``.embedding`` and ``.rnn``, ``.tokenizer.id_to_piece`` and ``.encode``); the text is
     tokenized exactly as for prediction. Each token gets, per direction, the mean of every gate
     over the layer's units (or, with ``per_unit``, one value per unit), rounded to ``decimals``.
-    A dynamically quantized model is explained with its dequantized weights, so its gates can
-    differ from its int8 computation in the second or third decimal.
+    An int8 predictor is explained with its fp32 weights, so its gates can differ from its
+    int8 computation in the second or third decimal.
     """
-    model = predictor.model
+    model = predictor.float_model
     ids, _ = predictor.encode([text])
     ids = ids[0]
     with torch.inference_mode():

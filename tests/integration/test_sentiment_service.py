@@ -12,6 +12,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.classifier import SentimentPredictor
+from training.archive import archive_info
 from training.data import load_sentiment
 
 pytestmark = pytest.mark.integration
@@ -24,11 +25,14 @@ def dev_sentences() -> list[str]:
 
 @pytest.fixture(scope="module")
 def local_predictor(tiny_model_store: Path, tmp_path_factory) -> SentimentPredictor:
-    """The archived model loaded in-process: the one-by-one reference for served answers."""
+    """The archived model loaded in-process with the settings packed beside it (int8 or not):
+    the one-by-one reference for served answers."""
     folder = tmp_path_factory.mktemp("unpacked")
-    with zipfile.ZipFile(tiny_model_store / "sentiment.mar") as archive:
-        archive.extractall(folder)
-    return SentimentPredictor.from_artifact(folder)
+    archive = tiny_model_store / "sentiment.mar"
+    with zipfile.ZipFile(archive) as packed:
+        packed.extractall(folder)
+    quantize = (archive_info(archive)[1].get("handler") or {}).get("quantize")
+    return SentimentPredictor.from_artifact(folder, quantize=quantize)
 
 
 def handler_counter(server, name: str) -> float:

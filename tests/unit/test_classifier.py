@@ -15,6 +15,7 @@ from models.classifier import (
     RecurrentClassifier,
     SentimentPredictor,
 )
+from models.int8_classifier import Int8Classifier
 from models.tokenizer import Tokenizer
 from training.tokenizer import train_tokenizer
 
@@ -159,7 +160,7 @@ def test_artifact_round_trip_and_int8(predictor: SentimentPredictor, tmp_path: P
         assert a["probabilities"]["positive"] == pytest.approx(b["probabilities"]["positive"])
 
     quantized = SentimentPredictor.from_artifact(tmp_path, quantize="int8")
-    assert isinstance(quantized.model.rnn, torch.ao.nn.quantized.dynamic.LSTM)
+    assert isinstance(quantized.model, Int8Classifier)
     assert len(quantized.predict(TEXTS)) == len(TEXTS)
     with pytest.raises(ValueError, match="int8"):
         SentimentPredictor.from_artifact(tmp_path, quantize="int4")
