@@ -24,7 +24,7 @@ DURATION ?= 60s
 SCENARIO ?= mixed
 WEIGHTS ?=
 
-.PHONY: help setup models lm-sweep serve stop status loadtest bench test lint format clean
+.PHONY: help setup models lm-sweep serve stop status loadtest bench test test-unit lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -77,11 +77,14 @@ format: $(VENV)/.installed ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: models ## every speed figure of the README, side by side in one run (~15 min)
+bench: models ## every speed figure of the README, side by side in one run (bench.md says how long)
 	$(PY) -m benchmarks.run
 
 test: $(VENV)/.installed lint ## run every test (unit and integration with a real TorchServe)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: $(VENV)/.installed ## the unit tests alone: no TorchServe, under a minute
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 clean: stop ## remove trained artifacts, archives and run outputs (keeps .venv)
 	rm -rf $(ARTIFACTS) runs $(MODEL_STORE)

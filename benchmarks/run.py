@@ -1,6 +1,6 @@
 """The project's benchmark: every speed figure of the README, measured side by side in ONE run.
 
-    make bench                     # ~12 minutes on 2 cores; writes runs/bench/<time>/bench.md
+    make bench                     # writes runs/bench/<time>/bench.md (with its duration)
     python -m benchmarks.run --duration 20 --skip-served
 
 Classification: the bare predictor in the served layout (the ceiling) against TorchServe under

@@ -48,9 +48,8 @@ class Generator:
     """Owns a language model, its tokenizer and the decode step that serves it.
 
     ``quantize="int8"`` (CPU only; recommended there) runs every matrix product in int8 with
-    per-row activation scales: 3-5x the fp32 tokens/s on 2 cores (`python -m
-    benchmarks.decode`) and, on the trained model, the same validation loss (-0.00003
-    nats/char, 99.3% next-token top-1 agreement; `python -m training.evaluate_lm
+    per-row activation scales: faster than fp32 on a CPU (`make bench`, `python -m
+    benchmarks.decode`) at the same validation loss (`python -m training.evaluate_lm
     --compare-int8`). ``None`` is fp32, the reference (and the mode for CUDA).
     """
 
