@@ -221,7 +221,8 @@ def classification(args, out: Path, tables: list[Table]) -> None:
                 f"p50 {half.p50_ms:.0f} ms; goal <= 50 ms",
             )
     chosen = ceilings[settings["handler"].get("quantize")]
-    table.add("served / ceiling", f"{served['served'] / chosen:.2f}", "goal >= 0.8 (0.9 in #8)")
+    table.add("served / ceiling of the served model", f"{served['served'] / chosen:.2f}", "")
+    table.add("served / fp32 ceiling", f"{served['served'] / ceilings[None]:.2f}", "goal >= 0.9")
     table.add("batched / batchSize 1", f"{served['served'] / served['batch1']:.2f}", "goal >= 3")
 
 
