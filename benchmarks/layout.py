@@ -28,10 +28,10 @@ FRONTEND = ("workers", "threads", "batchSize", "maxBatchDelay")  # the rest are 
 CANDIDATES = {
     "sentiment": [
         {"workers": 2, "threads": 1, "batchSize": 16, "maxBatchDelay": 5},
-        {"workers": 1, "threads": 2, "batchSize": 16, "maxBatchDelay": 5},
+        {"workers": 3, "threads": 1, "batchSize": 16, "maxBatchDelay": 5},
+        {"workers": 1, "threads": 1, "batchSize": 16, "maxBatchDelay": 5},
         {"workers": 2, "threads": 1, "batchSize": 32, "maxBatchDelay": 5},
-        {"workers": 2, "threads": 1, "batchSize": 8, "maxBatchDelay": 5},
-        {"workers": 2, "threads": 1, "batchSize": 16, "maxBatchDelay": 20},
+        {"workers": 2, "threads": 1, "batchSize": 8, "maxBatchDelay": 2},
     ],
     # Continuous batching: one worker (see serving/lm-config.yaml); what is left to choose is
     # its threads, how many rows it decodes together and how many tokens per handler call.
