@@ -1,7 +1,5 @@
 """The generation endpoint's request schema: fields, defaults and limits, declared once.
 
-    python -m handlers.lm_api      # prints the API table used in the README
-
 The caps bound the work one request can ask for, so every request finishes well inside the
 response timeout even on a 2-core machine (see README, "Limits").
 """
@@ -108,9 +106,3 @@ def parse_generation(body: Any) -> LMRequest:
     if serving["end_session"] and serving["session"] in (None, NEW_SESSION):
         raise RequestError("end_session", "needs the id of an open session in 'session'")
     return LMRequest(GenerationRequest(**values), **serving)
-
-
-if __name__ == "__main__":
-    from handlers.schema import markdown_table
-
-    print(markdown_table(FIELDS))

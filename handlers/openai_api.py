@@ -7,8 +7,6 @@ stream and error shapes, so that the official `openai` client (and tools built o
 TorchServe hands the path after ``/predictions/{model}/{version}/`` to the handler as the
 request header ``url_path``, and its token authorization is the ``Authorization: Bearer``
 header that OpenAI clients send, so the route needs no proxy.
-
-    python -m handlers.openai_api      # prints the field table used in the README
 """
 
 from __future__ import annotations
@@ -150,9 +148,3 @@ class CompletionIds:
 
 def event(payload: dict[str, Any]) -> str:
     return f"data: {json.dumps(payload)}\n\n"
-
-
-if __name__ == "__main__":
-    from handlers.schema import markdown_table
-
-    print(markdown_table(FIELDS))

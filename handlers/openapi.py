@@ -45,6 +45,8 @@ def field_schema(spec: Field) -> dict[str, Any]:
     if not spec.required:
         schema["default"] = spec.default
     schema["description"] = spec.doc
+    if spec.example is not None:
+        schema["examples"] = [spec.example]
     return schema
 
 

@@ -1,7 +1,5 @@
-"""The sentiment endpoint's request schema: fields, defaults and limits, declared once.
-
-python -m handlers.sentiment_api      # prints the API table used in the README
-"""
+"""The sentiment endpoint's request schema: fields, defaults and limits, declared once
+(the README's table and docs/openapi.json are generated from it)."""
 
 from __future__ import annotations
 
@@ -55,9 +53,3 @@ def parse_sentiment(body: Any) -> SentimentRequest:
     if values["texts"] is not None:
         return SentimentRequest(values["texts"], many=True, explain=values["explain"])
     return SentimentRequest([values["text"]], many=False, explain=values["explain"])
-
-
-if __name__ == "__main__":
-    from handlers.schema import markdown_table
-
-    print(markdown_table(FIELDS))
