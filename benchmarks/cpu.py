@@ -30,13 +30,19 @@ def process_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12]) if fields else 0  # utime + stime
 
 
-def children(pid: int) -> list[int]:
-    found = []
+def descendants(pid: int) -> list[int]:
+    """Children, grandchildren...: a worker's own helper processes count as the worker."""
+    parents: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             fields = _stat(int(entry.name))
-            if fields and int(fields[1]) == pid:
-                found.append(int(entry.name))
+            if fields:
+                parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        kids = parents.get(todo.pop(), [])
+        found += kids
+        todo += kids
     return found
 
 
@@ -67,17 +73,17 @@ class CpuSplit:
 
 @contextmanager
 def cpu_split(server_pid: int) -> Iterator[CpuSplit]:
-    """Measure while the block runs; the workers are the frontend's children at the end
+    """Measure while the block runs; the workers are the frontend's descendants at the end
     (plus any seen at the start), so a worker restarted meanwhile still counts."""
     split = CpuSplit()
-    before_workers = {pid: process_ticks(pid) for pid in children(server_pid)}
+    before_workers = {pid: process_ticks(pid) for pid in descendants(server_pid)}
     before_frontend = process_ticks(server_pid)
     before_busy, before_idle = machine_ticks()
     started = time.monotonic()
     yield split
     split.seconds = time.monotonic() - started
     workers = 0
-    for pid in set(before_workers) | set(children(server_pid)):
+    for pid in set(before_workers) | set(descendants(server_pid)):
         workers += process_ticks(pid) - before_workers.get(pid, 0)
     frontend = process_ticks(server_pid) - before_frontend
     busy, idle = machine_ticks()

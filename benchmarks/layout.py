@@ -34,11 +34,13 @@ CANDIDATES = {
         {"workers": 2, "threads": 1, "batchSize": 8, "maxBatchDelay": 2},
     ],
     # Continuous batching: one worker (see serving/lm-config.yaml); what is left to choose is
-    # its threads, how many rows it decodes together and how many tokens per handler call.
+    # its threads, a helper decode process or not, how many rows it decodes together and how
+    # many tokens per handler call.
     "lm": [
-        {**LM, "tokens_per_call": 4},
+        {**LM, "tokens_per_call": 16, "decode_processes": 1},
+        {**LM, "tokens_per_call": 16, "decode_processes": 2},
+        {**LM, "tokens_per_call": 32, "decode_processes": 2},
         {**LM, "tokens_per_call": 8},
-        {**LM, "tokens_per_call": 16},
         {**LM, "tokens_per_call": 32},
         {**LM, "threads": 2, "tokens_per_call": 16},
         {**LM, "batchSize": 96, "tokens_per_call": 16},

@@ -277,7 +277,9 @@ def generation(args, out: Path, tables: list[Table]) -> None:
         f"{mix:.0f} tok/s",
         "validation prompts (prefill included), mixed sampling and stops; 2 threads",
     )
-    workers, threads = settings["minWorkers"], settings["handler"]["torch_threads"]
+    # The served layout's decoding processes: each worker, and its helper (decode_processes).
+    workers = settings["minWorkers"] * int(settings["handler"].get("decode_processes", 1))
+    threads = settings["handler"]["torch_threads"]
     ceiling = mix_ceiling(str(artifact), served_mode, 64, args.tokens, workers, threads)
     table.add(
         f"engine, same mix, served layout ({workers} proc x {threads} thread)",

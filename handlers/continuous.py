@@ -21,6 +21,7 @@ class Job:
     announced: str | None = None  # the session id, once a streamed line has carried it
     keys: list[Any] = field(default_factory=list)  # its rows in the decode loop, one per choice
     results: dict[int, Any] = field(default_factory=dict)  # finished choices by index
+    engine: Any = None  # the decode loop (in this process or the helper) its rows run in
 
 
 @dataclass

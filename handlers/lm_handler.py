@@ -40,6 +40,7 @@ from handlers.lm_api import NEW_SESSION, LMRequest, parse_generation
 from handlers.lm_replies import NativeReplies, OpenAIReplies
 from handlers.schema import RequestError, decode_body
 from models.decode_loop import INTERNAL_ERROR, Carry, DecodeLoop, Update
+from models.decode_process import DecodeProcess
 from models.generation import Generator
 from models.sessions import SessionError, SessionStore
 
@@ -62,6 +63,12 @@ class LMHandler(BatchHandler):
         quantize = options.get("quantize") if device.type == "cpu" else None
         self.generator = Generator.from_artifact(model_dir, device=device, quantize=quantize)
         self.loop = DecodeLoop(self.generator)
+        # decode_processes 2: a child process decodes half the rows (models/decode_process.py)
+        processes = int(options.get("decode_processes", 1))
+        if processes not in (1, 2):
+            raise ValueError(f"decode_processes must be 1 or 2, not {processes}")
+        self.helper_args = (model_dir, quantize, torch.get_num_threads())
+        self.helper = DecodeProcess(*self.helper_args) if processes == 2 else None
         self.tokens_per_call = int(options.get("tokens_per_call", TOKENS_PER_CALL))
         limits = options.get("sessions") or {}
         self.sessions = SessionStore(
@@ -91,7 +98,7 @@ class LMHandler(BatchHandler):
             replies.append(job.replies.failed(job, error) if job else NATIVE.refused(error))
         for rid in list(self.jobs):
             self._release(rid)
-        self.loop = DecodeLoop(self.generator)
+        self._reset_engines()
         self.drain_gate.leave()
         return self._respond(replies)
 
@@ -108,7 +115,7 @@ class LMHandler(BatchHandler):
         for index, rid in enumerate(ids):
             if replies[index] is None:
                 replies[index] = self._progress(rid, updates)
-        if not self.loop:
+        if not self.rows:
             self.drain_gate.leave()  # nothing runs between calls: a stop may proceed
         self._record(replies, time.perf_counter() - started)
         return self._respond(replies)
@@ -135,15 +142,16 @@ class LMHandler(BatchHandler):
         # Choice 0 is keyed by the request id, further ones (OpenAI's n, prompt lists) by
         # (request id, index); only single-choice requests have sessions.
         keys = [rid if index == 0 else (rid, index) for index in range(len(request.choices))]
+        engine = self._engine()
         try:
             keep = session is not None
             prompt_tokens = sum(
-                self.loop.add(key, choice, carry, keep)
+                engine.add(key, choice, carry, keep)
                 for key, choice in zip(keys, request.choices, strict=True)
             )
         except Exception:
             logger.exception("request %s could not join the loop", rid)
-            self.loop.drop(keys)
+            engine.drop(keys)
             if session is not None:
                 self.sessions.release(session)
             self.call_failures += 1
@@ -151,7 +159,8 @@ class LMHandler(BatchHandler):
         if completions:
             ids = openai_api.CompletionIds.new(rid, self.model_name, prompt_tokens)
             replies = OpenAIReplies(ids, request.stream)
-        self.jobs[rid] = Job(request.stream, session, request.end_session, replies, keys=keys)
+        job = Job(request.stream, session, request.end_session, replies, keys=keys, engine=engine)
+        self.jobs[rid] = job
         return None
 
     def _open_session(self, request: LMRequest) -> tuple[str | None, Carry | None]:
@@ -164,23 +173,46 @@ class LMHandler(BatchHandler):
         except SessionError as error:
             raise RequestError("session", str(error), SESSION_STATUS[error.kind]) from error
 
+    @property
+    def rows(self) -> int:
+        return len(self.loop) + (len(self.helper) if self.helper else 0)
+
+    def _engine(self) -> DecodeLoop | DecodeProcess:
+        """Where a new job's rows go: the helper process when it has fewer rows."""
+        if self.helper is not None and len(self.helper) < len(self.loop):
+            return self.helper
+        return self.loop
+
     def _step(self) -> dict[Any, Update]:
-        if not self.loop:
+        """Both loops step at once: the helper's order goes out before this one's step."""
+        if not self.rows:
             return {}
         try:
-            return self.loop.step(self.tokens_per_call)
-        except Exception:  # the loop itself broke (not one row): end every row, keep serving
-            logger.exception("decode step failed; ending its %d rows", len(self.loop))
-            keys = list(self.loop.rows)
-            self.loop = DecodeLoop(self.generator)
+            if self.helper is not None:
+                self.helper.start_step(self.tokens_per_call)
+            updates = self.loop.step(self.tokens_per_call) if self.loop else {}
+            if self.helper is not None:
+                updates.update(self.helper.finish_step())
+            return updates
+        except Exception:  # a loop itself broke (not one row): end every row, keep serving
+            logger.exception("decode step failed; ending its %d rows", self.rows)
+            keys = [key for job in self.jobs.values() for key in job.keys]
+            self._reset_engines()
             return {key: Update(error=INTERNAL_ERROR) for key in keys}
+
+    def _reset_engines(self) -> None:
+        """Fresh, empty loops (the helper process restarted): after a failure of either."""
+        self.loop = DecodeLoop(self.generator)
+        if self.helper is not None:
+            self.helper.close()
+            self.helper = DecodeProcess(*self.helper_args)
 
     def _progress(self, rid: str, updates: dict[Any, Update]) -> Reply:
         job = self.jobs[rid]
         parts = [updates.get(key) or Update() for key in job.keys]
         error = next((part.error for part in parts if part.error is not None), None)
         if error is not None:  # one failed choice fails the request: its others leave too
-            self.loop.drop(job.keys)
+            job.engine.drop(job.keys)
             self.call_failures += 1
             self._finish(rid, carry=None, failed=True)
             return job.replies.failed(job, RequestError("request", error, 500))
@@ -216,7 +248,8 @@ class LMHandler(BatchHandler):
         """Jobs TorchServe stopped sending: their clients went away."""
         if not gone:
             return
-        self.loop.drop([key for rid in gone for key in self.jobs[rid].keys])
+        for rid in gone:
+            self.jobs[rid].engine.drop(self.jobs[rid].keys)
         for rid in gone:
             self._release(rid)
         logger.info("dropped %d rows whose clients went away", len(gone))
@@ -239,7 +272,7 @@ class LMHandler(BatchHandler):
         self.record_call(len(replies), bad, self.call_failures, seconds)
         if self.call_tokens:
             self.add_counter(METRIC_GENERATED_TOKENS, self.call_tokens)
-        self.set_gauge(METRIC_ACTIVE_ROWS, len(self.loop))
+        self.set_gauge(METRIC_ACTIVE_ROWS, self.rows)
         self.set_gauge(METRIC_ACTIVE_SESSIONS, len(self.sessions))
         evicted = self.sessions.evictions - self.evictions_reported
         if evicted:

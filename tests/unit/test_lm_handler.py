@@ -77,6 +77,14 @@ class FakeContext:
         pass
 
 
+def make_handler(folder, **options) -> LMHandler:
+    instance = LMHandler()
+    options = {"tokens_per_call": 3, "sessions": {"capacity": 4, "ttl_seconds": 60}, **options}
+    instance.load(str(folder), torch.device("cpu"), options)
+    instance.drain_gate = DrainGate(None)
+    return instance
+
+
 @pytest.fixture
 def handler(tmp_path) -> LMHandler:
     tokenizer = build_tokenizer(load_text("tinyshakespeare")[:20_000], 0, tmp_path / "char")
@@ -85,11 +93,7 @@ def handler(tmp_path) -> LMHandler:
     save_artifact(
         tmp_path / "lm", "lm", model.config.as_dict(), model.state_dict(), tokenizer.model_file
     )
-    instance = LMHandler()
-    options = {"tokens_per_call": 3, "sessions": {"capacity": 4, "ttl_seconds": 60}}
-    instance.load(str(tmp_path / "lm"), torch.device("cpu"), options)
-    instance.drain_gate = DrainGate(None)
-    return instance
+    return make_handler(tmp_path / "lm")
 
 
 def test_long_answers_are_chunked_short_ones_whole(handler):
@@ -138,3 +142,28 @@ def test_an_expired_session_gets_410_and_a_failing_row_a_500_alone(handler, monk
     assert frontend.statuses["late"] == 410 and frontend.sent["late"][0]["field"] == "session"
     assert frontend.sent["broken"][-1]["code"] == 500 and frontend.finished["broken"] == "stream"
     assert frontend.sent["fine"][-1]["generated_tokens"] == 7
+
+
+def test_a_helper_process_decoding_half_the_rows_changes_no_answer(handler, tmp_path):
+    requests = {
+        f"r{i}": {"prompt": "ROMEO:"[: i % 6 + 1], "max_new_tokens": 4 + 3 * i, "seed": i}
+        for i in range(6)
+    }
+    requests["streamed"] = {"prompt": "B", "max_new_tokens": 9, "seed": 7, "stream": True}
+    two = make_handler(tmp_path / "lm", decode_processes=2)
+    try:
+        answers = []
+        for instance in (handler, two):
+            frontend = Frontend(instance)
+            for rid, body in requests.items():
+                frontend.submit(rid, body)
+            frontend.call()
+            if instance is two:
+                assert len(two.helper) > 0 and len(two.loop) > 0  # both decode
+            frontend.run()
+            streamed = "".join(json.loads(b)["text"] for b in frontend.sent.pop("streamed") if b)
+            final = {rid: sent[-1] for rid, sent in frontend.sent.items()}
+            answers.append((final, streamed))
+    finally:
+        two.helper.close()
+    assert answers[0] == answers[1]  # how the text is cut into chunks may differ, not the text
