@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -187,17 +188,30 @@ class LMHandler(BatchHandler):
         """Both loops step at once: the helper's order goes out before this one's step."""
         if not self.rows:
             return {}
+        updates: dict[Any, Update] = {}
+        tokens = self.tokens_per_call
+        if self.helper is not None:
+            updates |= self._guarded(self.helper, lambda: self.helper.start_step(tokens) or {})
+        updates |= self._guarded(self.loop, lambda: self.loop.step(tokens) if self.loop else {})
+        if self.helper is not None:
+            updates |= self._guarded(self.helper, self.helper.finish_step)
+        return updates
+
+    def _guarded(
+        self, engine: DecodeLoop | DecodeProcess, work: Callable[[], dict[Any, Update]]
+    ) -> dict[Any, Update]:
+        """``work`` on one loop; if the loop itself breaks (not one row), its rows end with an
+        error, it is replaced, and the other loop's rows go on."""
         try:
-            if self.helper is not None:
-                self.helper.start_step(self.tokens_per_call)
-            updates = self.loop.step(self.tokens_per_call) if self.loop else {}
-            if self.helper is not None:
-                updates.update(self.helper.finish_step())
-            return updates
-        except Exception:  # a loop itself broke (not one row): end every row, keep serving
-            logger.exception("decode step failed; ending its %d rows", self.rows)
-            keys = [key for job in self.jobs.values() for key in job.keys]
-            self._reset_engines()
+            return work()
+        except Exception:
+            keys = list(engine.keys if isinstance(engine, DecodeProcess) else engine.rows)
+            logger.exception("decode step failed; ending its %d rows", len(keys))
+            if engine is self.helper:
+                self.helper.close()
+                self.helper = DecodeProcess(*self.helper_args)
+            else:
+                self.loop = DecodeLoop(self.generator)
             return {key: Update(error=INTERNAL_ERROR) for key in keys}
 
     def _reset_engines(self) -> None:

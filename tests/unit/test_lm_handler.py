@@ -167,3 +167,30 @@ def test_a_helper_process_decoding_half_the_rows_changes_no_answer(handler, tmp_
     finally:
         two.helper.close()
     assert answers[0] == answers[1]  # how the text is cut into chunks may differ, not the text
+
+
+def test_a_dead_helper_process_fails_the_running_rows_and_is_replaced(tmp_path, handler):
+    """The helper's running rows end with a 500, the worker's own rows finish; the next
+    requests are served, by a new helper among others."""
+    two = make_handler(tmp_path / "lm", decode_processes=2)
+    try:
+        frontend = Frontend(two)
+        for i in range(4):
+            frontend.submit(f"r{i}", {"prompt": "A", "max_new_tokens": 40, "seed": i})
+        frontend.call()
+        assert len(two.helper) > 0
+        two.helper.process.kill()
+        two.helper.process.join()
+        frontend.run()
+        helper_rows = {rid for rid, job_sent in frontend.sent.items() if job_sent[-1].get("code")}
+        assert helper_rows and len(helper_rows) < 4  # only the helper's rows failed
+        for rid, sent in frontend.sent.items():
+            assert sent[-1]["code"] == 500 if rid in helper_rows else sent[-1]["text"]
+        frontend.submit("after", {"prompt": "B", "max_new_tokens": 5, "seed": 1})
+        frontend.submit("after2", {"prompt": "C", "max_new_tokens": 5, "seed": 2})
+        frontend.run()
+        assert frontend.sent["after"][-1]["generated_tokens"] == 5
+        assert frontend.sent["after2"][-1]["generated_tokens"] == 5
+        assert two.helper.process.is_alive() and two.rows == 0
+    finally:
+        two.helper.close()
