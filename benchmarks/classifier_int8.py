@@ -23,7 +23,6 @@ import os
 import statistics
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import torch
 
 from models.classifier import SentimentPredictor
 from models.int8_classifier import Int8Classifier
+from training.archive import unpack_archive
 from training.data import load_sentiment
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -41,11 +41,7 @@ def artifact_folder(path: Path, scratch: Path) -> Path:
     unpacked into ``scratch``."""
     if path.is_dir() and (path / "sentiment.mar").exists():
         path = path / "sentiment.mar"
-    if path.suffix == ".mar":
-        with zipfile.ZipFile(path) as packed:
-            packed.extractall(scratch)
-        return scratch
-    return path
+    return unpack_archive(path, scratch) if path.suffix == ".mar" else path
 
 
 def sentences_per_second(

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.run import ROOT, Table, locust, served_settings, server, unpack
+from benchmarks.run import ROOT, Table, locust, served_settings, server
 from loadtest.report import FIRST_CHUNK
-from training.archive import build_archive
+from training.archive import build_archive, unpack_archive
 
 LM = {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 1}
 FRONTEND = ("workers", "threads", "batchSize", "maxBatchDelay")  # the rest are handler options
@@ -106,7 +106,7 @@ def main() -> None:
     args = parser.parse_args()
     out = ROOT / "runs" / "layout" / f"{args.model}-{datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
-    artifact = unpack(args.model_store / f"{args.model}.mar", out / "artifact")
+    artifact = unpack_archive(args.model_store / f"{args.model}.mar", out / "artifact")
     base = served_settings(args.model)
     table = Table(
         f"Worker layout for {args.model} ({args.users} Locust users, no think time, "

@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -56,7 +55,7 @@ from serving.server import (
     start,
     stop,
 )
-from training.archive import archive_info, build_archive, model_config_path
+from training.archive import archive_info, build_archive, model_config_path, unpack_archive
 from training.data import load_sentiment, load_text, split_text
 from training.evaluate_lm import load_lm, score_text
 
@@ -78,12 +77,6 @@ class Table:
         lines = [f"### {self.title}", "", "| measure | value | note |", "|---|---|---|"]
         lines += [f"| {m} | {v} | {n} |" for m, v, n in self.rows]
         return "\n".join(lines) + "\n"
-
-
-def unpack(archive: Path, into: Path) -> Path:
-    with zipfile.ZipFile(archive) as packed:
-        packed.extractall(into)
-    return into
 
 
 def served_settings(name: str, model_store: Path | None = None) -> dict[str, Any]:
@@ -148,7 +141,7 @@ def classification(args, out: Path, tables: list[Table]) -> None:
     settings = served_settings("sentiment", args.model_store)
     batch, workers = settings["batchSize"], settings["minWorkers"]
     threads = settings["handler"]["torch_threads"]
-    artifact = unpack(args.model_store / "sentiment.mar", out / "sentiment-artifact")
+    artifact = unpack_archive(args.model_store / "sentiment.mar", out / "sentiment-artifact")
     dev = load_sentiment("sst2")["dev"]
     texts, labels = list(dev["sentence"]), list(dev["label"])
 
@@ -237,7 +230,7 @@ def half_saturation(saturated: float) -> tuple[int, float]:
 def generation(args, out: Path, tables: list[Table]) -> None:
     table = Table("Generation (language model)")
     tables.append(table)
-    artifact = unpack(args.model_store / "lm.mar", out / "lm-artifact")
+    artifact = unpack_archive(args.model_store / "lm.mar", out / "lm-artifact")
     validation = split_text(load_text("tinyshakespeare"))[1]
     torch.set_num_threads(2)
     for quantize in (None, "int8"):

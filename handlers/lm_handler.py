@@ -205,7 +205,7 @@ class LMHandler(BatchHandler):
         try:
             return work()
         except Exception:
-            keys = list(engine.keys if isinstance(engine, DecodeProcess) else engine.rows)
+            keys = [key for job in self.jobs.values() if job.engine is engine for key in job.keys]
             logger.exception("decode step failed; ending its %d rows", len(keys))
             if engine is self.helper:
                 self.helper.close()
@@ -264,7 +264,6 @@ class LMHandler(BatchHandler):
             return
         for rid in gone:
             self.jobs[rid].engine.drop(self.jobs[rid].keys)
-        for rid in gone:
             self._release(rid)
         logger.info("dropped %d rows whose clients went away", len(gone))
 

@@ -52,7 +52,7 @@ from typing import Any
 import grpc
 from google.protobuf import empty_pb2
 
-from serving.server import DEFAULT_RUN_DIR, STATE_FILE, ServerError, read_keys
+from serving.server import DEFAULT_RUN_DIR, Connection, ServerError
 
 ROOT = Path(__file__).resolve().parent.parent
 STUBS_ENV = "RNN_SERVE_GRPC_STUBS"  # where the generated stubs go (default: runs/grpc-stubs)
@@ -159,14 +159,10 @@ class GrpcClient:
 
     @classmethod
     def from_run_dir(cls, run_dir: str | Path = DEFAULT_RUN_DIR, **kwargs: Any) -> GrpcClient:
-        """The server started from ``run_dir``: its gRPC port and (when auth is on) its key."""
-        run_dir = Path(run_dir)
-        state_file = run_dir / STATE_FILE
-        if not state_file.exists():
-            raise ServerError(f"no server state in {run_dir}: start one with `make serve`")
-        state = json.loads(state_file.read_text())
-        key = read_keys(run_dir).get("inference") if state["auth"] else None
-        return cls(f"{state['host']}:{state['grpc_inference_port']}", key, **kwargs)
+        """The server started from ``run_dir``: its gRPC address and (when auth is on) its
+        key, found as the HTTP client finds them."""
+        connection = Connection.from_run_dir(run_dir)
+        return cls(connection.grpc_address, connection.inference_key, **kwargs)
 
     def ping(self) -> dict[str, Any]:
         """TorchServe's health, as the HTTP /ping JSON ({"status": "Healthy", ...})."""

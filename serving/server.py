@@ -112,6 +112,7 @@ class Connection:
     metrics_url: str
     inference_key: str | None = None
     management_key: str | None = None
+    grpc_address: str | None = None  # host:port of the gRPC inference API
 
     def inference_headers(self) -> dict[str, str]:
         return _bearer(self.inference_key)
@@ -142,6 +143,8 @@ class Connection:
             metrics_url=f"http://{host}:{state['metrics_port']}",
             inference_key=keys.get("inference"),
             management_key=keys.get("management"),
+            # gRPC listens on loopback only, whatever the HTTP host (serving/config.properties)
+            grpc_address=f"127.0.0.1:{state['grpc_inference_port']}",
         )
 
 

@@ -93,6 +93,18 @@ def archive_info(archive: Path) -> tuple[str, dict[str, Any]]:
     return str(manifest["modelVersion"]), config
 
 
+def unpack_archive(archive: str | Path, into: str | Path) -> Path:
+    """Extract a .mar (a zip) into ``into``: its artifact folder, loadable in-process."""
+    with zipfile.ZipFile(archive) as mar:
+        mar.extractall(into)
+    return Path(into)
+
+
+def packed_quantize(archive: Path) -> str | None:
+    """The handler's ``quantize`` setting packed in a .mar: how the server runs the model."""
+    return (archive_info(archive)[1].get("handler") or {}).get("quantize")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter

@@ -21,7 +21,6 @@ import json
 import math
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from torch import nn
 from models.artifact import load_artifact
 from models.language_model import DecodeStep, LMConfig, RecurrentLM, zero_state
 from models.tokenizer import Tokenizer
+from training.archive import unpack_archive
 from training.lm_scoring import EVAL_STREAMS, evaluate_nll, stream_batches
 
 Scorer = RecurrentLM | DecodeStep
@@ -101,9 +101,7 @@ def _scores(nll: float, tokens: int, chars: int) -> dict[str, Any]:
 def score_archive(archive: str | Path, text: str, quantize: str | None = None) -> dict[str, Any]:
     """Unpack a .mar (a zip) and score ``text`` with the model inside it."""
     with tempfile.TemporaryDirectory() as folder:
-        with zipfile.ZipFile(archive) as packed:
-            packed.extractall(folder)
-        return score_text(*load_lm(folder, quantize), text)
+        return score_text(*load_lm(unpack_archive(archive, folder), quantize), text)
 
 
 def _main() -> None:
@@ -129,11 +127,7 @@ def _main() -> None:
     else:
         content = Path(args.text).read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory() as folder:
-        artifact = args.artifact
-        if args.archive:
-            with zipfile.ZipFile(args.archive) as packed:
-                packed.extractall(folder)
-            artifact = folder
+        artifact = unpack_archive(args.archive, folder) if args.archive else args.artifact
         if args.compare_int8:
             result = compare_int8(artifact, content)
         else:

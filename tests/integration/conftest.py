@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import requests
 
 from models.generation import Generator
 from serving.server import Connection, ServerConfig, start, stop
-from training.archive import archive_info, build_archive
+from training.archive import build_archive, packed_quantize, unpack_archive
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINERS = {"sentiment": "training.train_sentiment", "lm": "training.train_lm"}
@@ -50,10 +49,7 @@ def tiny_model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def archived_generator(archive: Path, into: Path) -> Generator:
     """The LM of ``archive`` run in-process with the settings packed beside it (int8 or not):
     the reference a served answer must equal."""
-    with zipfile.ZipFile(archive) as packed:
-        packed.extractall(into)
-    quantize = archive_info(archive)[1]["handler"].get("quantize")
-    return Generator.from_artifact(into, quantize=quantize)
+    return Generator.from_artifact(unpack_archive(archive, into), quantize=packed_quantize(archive))
 
 
 @dataclass

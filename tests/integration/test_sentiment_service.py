@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.classifier import SentimentPredictor
-from training.archive import archive_info
+from training.archive import packed_quantize, unpack_archive
 from training.data import load_sentiment
 
 pytestmark = pytest.mark.integration
@@ -27,12 +26,9 @@ def dev_sentences() -> list[str]:
 def local_predictor(tiny_model_store: Path, tmp_path_factory) -> SentimentPredictor:
     """The archived model loaded in-process with the settings packed beside it (int8 or not):
     the one-by-one reference for served answers."""
-    folder = tmp_path_factory.mktemp("unpacked")
     archive = tiny_model_store / "sentiment.mar"
-    with zipfile.ZipFile(archive) as packed:
-        packed.extractall(folder)
-    quantize = (archive_info(archive)[1].get("handler") or {}).get("quantize")
-    return SentimentPredictor.from_artifact(folder, quantize=quantize)
+    folder = unpack_archive(archive, tmp_path_factory.mktemp("unpacked"))
+    return SentimentPredictor.from_artifact(folder, quantize=packed_quantize(archive))
 
 
 def handler_counter(server, name: str) -> float:
