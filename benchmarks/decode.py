@@ -23,8 +23,9 @@ from collections.abc import Callable
 import torch
 
 from benchmarks.generation import engine_tokens_per_second, textbook_tokens_per_second
+from models.decode_step import DecodeStep
 from models.generation import Generator
-from models.language_model import DecodeStep, RecurrentLM, State, zero_state
+from models.language_model import RecurrentLM, State, zero_state
 
 STREAMS = (1, 16, 64)
 

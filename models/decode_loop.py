@@ -13,7 +13,7 @@ A call runs at least ``tokens`` steps, and more (up to `PROMPT_STEPS`) while a n
 still reading its prompt, so that a short prompt gets its first tokens in its first call.
 
 Why rows can come and go without changing anyone's answer: every operation is row-wise
-(`DecodeStep` and `sample` mix no rows; see models/language_model.py), and a row's randomness
+(`DecodeStep` and `sample` mix no rows; see models/decode_step.py), and a row's randomness
 comes from its own seeded generator, so a seeded request gets the same text alone, in a full
 batch or joining one mid-flight (tests/unit/test_decode_loop.py).
 

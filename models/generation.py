@@ -8,7 +8,7 @@ requests join and leave it between steps.
 
 Guarantees (tested in tests/unit/test_generation.py and test_decode_loop.py):
 - every row of a batch, prompt included, is computed by `DecodeStep` with no arithmetic that
-  mixes rows (see models/language_model.py): each row reads its prompt one token per step,
+  mixes rows (see models/decode_step.py): each row reads its prompt one token per step,
   beside the other rows' tokens, so there is no padding, and a seeded request gets exactly
   the same text alone or in any batch (bitwise: int8 always, fp32 on CPU; on CUDA, cuBLAS
   may sum a row differently at another batch size, so there the logits agree to float
@@ -35,7 +35,8 @@ import torch
 
 from models.artifact import load_artifact
 from models.decode_loop import DecodeLoop
-from models.language_model import DecodeStep, LMConfig, RecurrentLM, State
+from models.decode_step import DecodeStep
+from models.language_model import LMConfig, RecurrentLM, State
 from models.requests import GenerationRequest, GenerationResult
 from models.tokenizer import Tokenizer
 

@@ -4,7 +4,7 @@
 
 `quantize_dynamic` scales activations per *tensor*, so a text's probabilities depend on its
 batch mates, which serving forbids (a user must not learn who else was in the batch). Here
-every product is an `Int8Linear` from the language model: int8 weights with one scale per
+every product is an `Int8Linear` (models/int8_linear.py): int8 weights with one scale per
 output row, activations quantised per row (per token for the input projections, per text and
 direction for the recurrence) and exact int32 sums (`torch._int_mm`), so each row's numbers
 depend on that row alone. Everything else is per row too: texts are packed as in
@@ -39,7 +39,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from models.classifier import RecurrentClassifier
-from models.language_model import Int8Linear
+from models.int8_linear import Int8Linear
 
 # Floats per vectorised chunk of ATen's element-wise loops (two AVX-512 vectors): hidden units
 # are padded to a multiple of it so that no element ever takes the scalar tail path.

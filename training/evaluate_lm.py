@@ -28,7 +28,8 @@ import torch
 from torch import nn
 
 from models.artifact import load_artifact
-from models.language_model import DecodeStep, LMConfig, RecurrentLM, zero_state
+from models.decode_step import DecodeStep
+from models.language_model import LMConfig, RecurrentLM, zero_state
 from models.tokenizer import Tokenizer
 from training.archive import unpack_archive
 from training.lm_scoring import EVAL_STREAMS, evaluate_nll, stream_batches

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from models.decode_step import DecodeStep
 from models.generation import GenerationRequest, Generator
-from models.language_model import DecodeStep
 from training.data import load_text, split_text
 from training.evaluate_lm import compare_int8, load_lm, score_text, step_nll
 from training.lm_scoring import evaluate_nll
