@@ -13,6 +13,7 @@ import json
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loadtest.metrics import ModelLoad, parse_counters, summarize
 
@@ -34,6 +35,10 @@ CLIENT_COLUMNS += ["p99 ms", "Max ms"]
 SERVER_COLUMNS = ["Model", "Requests", "Batches", "Mean batch size", "Mean queue ms"]
 SERVER_COLUMNS += ["Mean inference ms", "Mean handler batch ms", "Bad", "Failed"]
 SERVER_COLUMNS += ["Generated tokens", "Tokens/s"]
+
+if TYPE_CHECKING:  # pandas and matplotlib load only when a plot is drawn
+    import pandas as pd
+    from matplotlib.axes import Axes
 
 
 @dataclass
@@ -141,12 +146,29 @@ def render(
     plot_name: str | None,
 ) -> str:
     """The Markdown report: client side (Locust), server side (counter differences), plot."""
+    lines = _setup_section(info) + _client_section(endpoints) + _server_section(loads)
+    lines += _failures_section(failures)
+    if plot_name:
+        lines += ["", "## Over time", "", f"![latency and throughput]({plot_name})"]
+    lines += [
+        "",
+        f"Also here: `{HTML}` (Locust's own report), `{CSV_PREFIX}_*.csv` (the tables above "
+        f"come from `{CSV_PREFIX}{FINAL_STATS}`: Locust's periodic `{CSV_PREFIX}_stats.csv` can "
+        "miss the last second), "
+        f"`{METRICS_BEFORE}` / `{METRICS_AFTER}` (the raw scrapes), `{RUN_INFO}`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _setup_section(info: RunInfo) -> list[str]:
+    """The title, how the load was set up, and how busy the machine was around it."""
     server = "started by this run" if info.server_started else "already running"
     weights = f"; weights {info.weights}" if info.weights else ""
     settings = " ".join(f"{k}={v}" for k, v in sorted(info.locust_env.items()))
     load = "/".join(f"{x:.1f}" for x in info.load_average_before) or "n/a"
     load_after = "/".join(f"{x:.1f}" for x in info.load_average_after) or "n/a"
-    lines = [
+    return [
         f"# Load test {info.started_at}",
         "",
         f"Scenario **{info.scenario}** ({', '.join(info.user_classes)}{weights}): "
@@ -159,91 +181,85 @@ def render(
         f"{load_after} after. Locust runs on the same cores as the server, and anything else "
         "running (training, other tests) competes with both: compare runs only with this in view.",
         "",
+    ]
+
+
+def _client_section(endpoints: list[EndpointStats]) -> list[str]:
+    """What Locust saw per endpoint: rate, latency percentiles, failures."""
+    rows = [
+        [
+            f"{e.kind} {e.name}".strip(),
+            str(e.requests),
+            str(e.failures),
+            _fmt(e.requests_per_s, 2),
+            _fmt(e.mean_ms),
+            _fmt(e.p50_ms, 0),
+            _fmt(e.p95_ms, 0),
+            _fmt(e.p99_ms, 0),
+            _fmt(e.max_ms, 0),
+        ]
+        for e in endpoints
+    ]
+    return [
         "## Client side (Locust)",
         "",
-    ]
-    lines += _table(
-        CLIENT_COLUMNS,
-        [
-            [
-                f"{e.kind} {e.name}".strip(),
-                str(e.requests),
-                str(e.failures),
-                _fmt(e.requests_per_s, 2),
-                _fmt(e.mean_ms),
-                _fmt(e.p50_ms, 0),
-                _fmt(e.p95_ms, 0),
-                _fmt(e.p99_ms, 0),
-                _fmt(e.max_ms, 0),
-            ]
-            for e in endpoints
-        ],
-    )
-    lines += [
+        *_table(CLIENT_COLUMNS, rows),
         "",
         "Percentiles are Locust's (rounded to two significant digits above 100 ms). "
         f"`STREAM {FIRST_CHUNK}` is the time to the first streamed chunk, `STREAM lm whole "
         "stream` the time to its last; Locust's Aggregated row counts each stream under both.",
         "",
-        "## Server side (TorchServe counters, after minus before)",
-        "",
     ]
-    if loads:
-        lines += _table(
-            SERVER_COLUMNS,
-            [
-                [
-                    m.model,
-                    _fmt(m.requests, 0),
-                    _fmt(m.batches, 0),
-                    _fmt(m.mean_batch_size, 2),
-                    _fmt(m.mean_queue_ms),
-                    _fmt(m.mean_inference_ms),
-                    _fmt(m.mean_batch_latency_ms),
-                    _fmt(m.bad_requests, 0),
-                    _fmt(m.failed_requests, 0),
-                    _fmt(m.generated_tokens, 0) if m.generated_tokens else "",
-                    _fmt(m.tokens_per_s) if m.generated_tokens else "",
-                ]
-                for m in loads
-            ],
-        )
-        lines += [
-            "",
-            "Queue: arrival until a worker took the request (ts_queue_latency_microseconds). "
-            "Inference: from then until the last byte of the answer "
-            "(ts_inference_latency_microseconds minus queue). Means are per request that "
-            "reached the handler (HandlerBatchRequests); batch size is HandlerBatchRequests / "
-            "HandlerBatches and handler batch time HandlerBatchLatencyMs / HandlerBatches. "
-            "Tokens/s is GeneratedTokens over the load time.",
-        ]
-    else:
-        lines.append(
+
+
+def _server_section(loads: list[ModelLoad]) -> list[str]:
+    """What TorchServe's counters say per model (queue, inference, batch size, tokens/s)."""
+    title = ["## Server side (TorchServe counters, after minus before)", ""]
+    if not loads:
+        return [
+            *title,
             "No model counters changed between the two scrapes (or the server could not be "
-            "scraped after the run)."
-        )
-    lines += ["", "## Failures", ""]
-    if failures:
-        lines += _table(
-            ["Type", "Name", "Error", "Count"],
-            [
-                [f["Method"], f["Name"], f["Error"].replace("|", "/")[:160], f["Occurrences"]]
-                for f in failures
-            ],
-        )
-    else:
-        lines.append("None.")
-    if plot_name:
-        lines += ["", "## Over time", "", f"![latency and throughput]({plot_name})"]
-    lines += [
-        "",
-        f"Also here: `{HTML}` (Locust's own report), `{CSV_PREFIX}_*.csv` (the tables above "
-        f"come from `{CSV_PREFIX}{FINAL_STATS}`: Locust's periodic `{CSV_PREFIX}_stats.csv` can "
-        "miss the last second), "
-        f"`{METRICS_BEFORE}` / `{METRICS_AFTER}` (the raw scrapes), `{RUN_INFO}`.",
-        "",
+            "scraped after the run).",
+        ]
+    rows = [
+        [
+            m.model,
+            _fmt(m.requests, 0),
+            _fmt(m.batches, 0),
+            _fmt(m.mean_batch_size, 2),
+            _fmt(m.mean_queue_ms),
+            _fmt(m.mean_inference_ms),
+            _fmt(m.mean_batch_latency_ms),
+            _fmt(m.bad_requests, 0),
+            _fmt(m.failed_requests, 0),
+            _fmt(m.generated_tokens, 0) if m.generated_tokens else "",
+            _fmt(m.tokens_per_s) if m.generated_tokens else "",
+        ]
+        for m in loads
     ]
-    return "\n".join(lines)
+    return [
+        *title,
+        *_table(SERVER_COLUMNS, rows),
+        "",
+        "Queue: arrival until a worker took the request (ts_queue_latency_microseconds). "
+        "Inference: from then until the last byte of the answer "
+        "(ts_inference_latency_microseconds minus queue). Means are per request that "
+        "reached the handler (HandlerBatchRequests); batch size is HandlerBatchRequests / "
+        "HandlerBatches and handler batch time HandlerBatchLatencyMs / HandlerBatches. "
+        "Tokens/s is GeneratedTokens over the load time.",
+    ]
+
+
+def _failures_section(failures: list[dict[str, str]]) -> list[str]:
+    """Locust's failures by kind (error text shortened and kept out of the table's pipes)."""
+    title = ["", "## Failures", ""]
+    if not failures:
+        return [*title, "None."]
+    rows = [
+        [f["Method"], f["Name"], f["Error"].replace("|", "/")[:160], f["Occurrences"]]
+        for f in failures
+    ]
+    return [*title, *_table(["Type", "Name", "Error", "Count"], rows)]
 
 
 def plot_history(history_csv: Path, png: Path) -> bool:
@@ -265,25 +281,40 @@ def plot_history(history_csv: Path, png: Path) -> bool:
         return False
     history["t"] = history["Timestamp"] - history["Timestamp"].min()
     history["entry"] = (history["Type"].fillna("") + " " + history["Name"]).str.strip()
-
-    def per_entry(column: str) -> pd.DataFrame:
-        return history.pivot_table(index="t", columns="entry", values=column)
-
-    entries = [e for e in per_entry("Total Request Count").columns if e != AGGREGATED]
+    entries = [e for e in _per_entry(history, "Total Request Count").columns if e != AGGREGATED]
     figure, (latency, throughput) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
-    p50, p95 = per_entry("50%"), per_entry("95%")
+    _plot_latency(latency, history, entries)
+    _plot_throughput(throughput, history, entries)
+    figure.tight_layout()
+    figure.savefig(png, dpi=110)
+    plt.close(figure)
+    return True
+
+
+def _per_entry(history: pd.DataFrame, column: str) -> pd.DataFrame:
+    """One column of Locust's history as a table: a row per second, a column per entry."""
+    return history.pivot_table(index="t", columns="entry", values=column)
+
+
+def _plot_latency(axis: Axes, history: pd.DataFrame, entries: list[str]) -> None:
+    """p50 (solid) and p95 (dashed) per entry, on a log scale."""
+    p50, p95 = _per_entry(history, "50%"), _per_entry(history, "95%")
     for index, entry in enumerate(entries):
         color = f"C{index}"
         # Locust writes 0 until an entry's window fills: that is no measurement, not 0 ms.
-        latency.plot(p50.index, p50[entry].where(p50[entry] > 0), color=color, label=entry)
-        latency.plot(p95.index, p95[entry].where(p95[entry] > 0), color=color, linestyle="--")
-    latency.plot([], [], color="grey", label="solid p50, dashed p95 (last 10 s)")
-    latency.set_ylabel("latency, ms")
-    latency.set_yscale("log")
-    latency.legend(loc="best", fontsize=8)
-    latency.grid(alpha=0.3)
+        axis.plot(p50.index, p50[entry].where(p50[entry] > 0), color=color, label=entry)
+        axis.plot(p95.index, p95[entry].where(p95[entry] > 0), color=color, linestyle="--")
+    axis.plot([], [], color="grey", label="solid p50, dashed p95 (last 10 s)")
+    axis.set_ylabel("latency, ms")
+    axis.set_yscale("log")
+    axis.legend(loc="best", fontsize=8)
+    axis.grid(alpha=0.3)
 
-    totals = per_entry("Total Request Count").ffill().fillna(0)
+
+def _plot_throughput(axis: Axes, history: pd.DataFrame, entries: list[str]) -> None:
+    """Requests/s per entry and in all (rolling differences of Locust's running totals), with
+    the user count on a second scale."""
+    totals = _per_entry(history, "Total Request Count").ffill().fillna(0)
     # A stream's first chunk is not a request of its own, so "all" leaves it out.
     requests = [e for e in entries if not e.endswith(FIRST_CHUNK)]
     totals["all requests"] = totals[requests].sum(axis=1)
@@ -291,22 +322,18 @@ def plot_history(history_csv: Path, png: Path) -> bool:
     rates = totals.diff(window).div(totals.index.to_series().diff(window), axis=0)
     for index, entry in enumerate(entries):
         if entry in requests:
-            throughput.plot(rates.index, rates[entry], color=f"C{index}", label=entry)
-    throughput.plot(rates.index, rates["all requests"], color="black", label="all requests")
-    users = per_entry("User Count").max(axis=1)
-    scale = throughput.twinx()
+            axis.plot(rates.index, rates[entry], color=f"C{index}", label=entry)
+    axis.plot(rates.index, rates["all requests"], color="black", label="all requests")
+    users = _per_entry(history, "User Count").max(axis=1)
+    scale = axis.twinx()
     scale.step(users.index, users, where="post", color="grey", linestyle=":", label="users")
     scale.set_ylabel("users")
-    throughput.set_ylabel(f"requests/s (over {window} s)")
-    throughput.set_xlabel("seconds since start")
-    throughput.grid(alpha=0.3)
-    handles, labels = throughput.get_legend_handles_labels()
+    axis.set_ylabel(f"requests/s (over {window} s)")
+    axis.set_xlabel("seconds since start")
+    axis.grid(alpha=0.3)
+    handles, labels = axis.get_legend_handles_labels()
     more_handles, more_labels = scale.get_legend_handles_labels()
-    throughput.legend(handles + more_handles, labels + more_labels, loc="upper left", fontsize=8)
-    figure.tight_layout()
-    figure.savefig(png, dpi=110)
-    plt.close(figure)
-    return True
+    axis.legend(handles + more_handles, labels + more_labels, loc="upper left", fontsize=8)
 
 
 def stats_file(folder: Path) -> Path:
