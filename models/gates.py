@@ -6,7 +6,7 @@ layer is re-run step by step with its own weights through the NumPy reference ce
 what the served model computes. Pure torch/NumPy: the sentiment handler's ``"explain": true``
 calls `explain_sentiment`, and so do the plots of
 
-    .venv/bin/python -m training.inspect_model gates --artifact artifacts/sentiment \
+    .venv/bin/python -m lesson.inspect_model gates --artifact artifacts/sentiment \
         --text "a gripping , funny movie" --layer 0 --out runs/gates/
 """
 

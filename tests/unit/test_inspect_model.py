@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from lesson.inspect_model import main
 from tests.unit.tiny_sentiment import tiny_sentiment_artifact, write_tsv
-from training.inspect_model import main
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

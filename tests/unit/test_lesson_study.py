@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from training.lesson_study import SineRegressor, main, sine_windows
+from lesson.study import SineRegressor, main, sine_windows
 
 
 def test_tiny_study_writes_table_and_plot(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """LSTM vs GRU at growing sequence lengths on sine-wave prediction (lesson exercise 2).
 
-    python -m training.lesson_study --out runs/lesson_study       # a few minutes on 1 thread
-    python -m training.lesson_study --tiny --out /tmp/study       # seconds: a smoke test
+    python -m lesson.study --out runs/lesson_study       # a few minutes on 1 thread
+    python -m lesson.study --tiny --out /tmp/study       # seconds: a smoke test
 
 The task: read ``seq_len`` noisy samples of a sine wave with a random frequency and phase and
 predict the wave's next (clean) value. Noise makes length matter: a model that really integrates
@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
+
+from lesson.plots import pyplot
 
 # Defaults (plain values; each has a flag). 40 epochs as in the lesson's exercise.
 OUT = "runs/lesson_study"
@@ -240,16 +242,6 @@ def markdown(result: dict[str, Any]) -> str:
         run = next(r for r in result["runs"] if r["cell"] == cell)
         lines.append(f"| {cell.upper()} | {run['rnn_parameters']:,} | {run['parameters']:,} |")
     return "\n".join(lines) + "\n"
-
-
-def pyplot() -> Any:
-    """matplotlib's pyplot on the Agg backend: files only, no display needed (servers, CI)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot(result: dict[str, Any], path: Path) -> None:

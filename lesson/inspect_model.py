@@ -1,15 +1,15 @@
 """Look inside trained recurrent models: gate activations, embedding norms, dev confusion matrix.
 
-    python -m training.inspect_model gates --artifact artifacts/sentiment \\
+    python -m lesson.inspect_model gates --artifact artifacts/sentiment \\
         --text "a gripping , funny movie" --layer 0 --out runs/gates/
-    python -m training.inspect_model sine-gates --out runs/gates/
-    python -m training.inspect_model embeddings --artifact artifacts/sentiment --top 30 \\
+    python -m lesson.inspect_model sine-gates --out runs/gates/
+    python -m lesson.inspect_model embeddings --artifact artifacts/sentiment --top 30 \\
         --out runs/inspect/
-    python -m training.inspect_model confusion --artifact artifacts/sentiment --out runs/inspect/
+    python -m lesson.inspect_model confusion --artifact artifacts/sentiment --out runs/inspect/
 
 The lesson's exercises 1 and 3 as commands. Gates are computed by models/gates.py (the NumPy
-reference cells stepping the model's own weights); plots are PNGs written with matplotlib's
-Agg backend, tables are markdown with a JSON twin for scripts.
+reference cells stepping the model's own weights); plots are PNGs drawn by lesson/plots.py,
+tables are markdown with a JSON twin for scripts.
 """
 
 from __future__ import annotations
@@ -25,18 +25,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from lesson.plots import plot_confusion, plot_sentiment_gates, plot_sine_gates
+from lesson.study import NOISE, SineRegressor, fit, mse, sine_windows
 from models.artifact import CONFIG_FILE
 from models.classifier import SentimentPredictor
 from models.gates import explain_sentiment, lstm_gate_trace
 from training.data import load_sentiment
-from training.lesson_study import NOISE, SineRegressor, fit, mse, pyplot, sine_windows
 
 DEFAULT_SOURCE = "sst2"
 SINE_STEPS = 20  # the lesson's 20-step wave
 SINE_HIDDEN = 4
 SINE_FREQUENCY = 0.3  # radians per step: about one period over the 20 steps
 SINE_TRAIN_STEPS = 600
-CMAP = "viridis"
 
 
 def write_json(path: Path, payload: Any) -> None:
@@ -51,54 +51,6 @@ def slug(text: str, limit: int = 40) -> str:
 
 
 # ---- gates of the sentiment model -----------------------------------------------------------
-
-
-def plot_sentiment_gates(explanation: dict[str, Any], title: str, path: Path) -> None:
-    """One heatmap per gate and direction (units x tokens, shared 0..1 colour scale) and, in
-    the bottom row, each gate's mean over units per token: the heatmaps show which units
-    switch, the curves how the layer as a whole reacts to each token."""
-    plt = pyplot()
-    tokens = explanation["tokens"]
-    pieces = [t["piece"] for t in tokens]
-    gates, directions = explanation["gates"], explanation["directions"]
-    width = max(5.0, 0.45 * len(tokens) + 2.0)
-    fig, axes = plt.subplots(
-        len(gates) + 1,
-        len(directions),
-        figsize=(width * len(directions), 2.4 * (len(gates) + 1) + 0.6),
-        squeeze=False,
-        sharex=True,
-        layout="constrained",
-    )
-    image = None
-    for column, direction in enumerate(directions):
-        for row, gate in enumerate(gates):
-            values = np.array([t[direction][gate] for t in tokens]).T  # [units, tokens]
-            ax = axes[row][column]
-            image = ax.imshow(
-                values, aspect="auto", cmap=CMAP, vmin=0, vmax=1, interpolation="nearest"
-            )
-            ax.set_title(f"{gate} gate, {direction}", fontsize=10)
-            ax.set_ylabel("unit")
-        # Tokens above the first heatmap too, so the eye need not travel down the column.
-        axes[0][column].tick_params(labeltop=True)
-        plt.setp(axes[0][column].get_xticklabels(), rotation=45, ha="left", fontsize=8)
-        ax = axes[-1][column]
-        for gate in gates:
-            means = [float(np.mean(t[direction][gate])) for t in tokens]
-            ax.plot(range(len(tokens)), means, marker="o", label=gate)
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("mean over units")
-        ax.set_title(f"mean gate activation, {direction}", fontsize=10)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
-        ax.set_xticks(range(len(tokens)))
-        ax.set_xticklabels(pieces, rotation=45, ha="right", fontsize=9)
-    fig.suptitle(title, fontsize=11)
-    if image is not None:
-        fig.colorbar(image, ax=axes[:-1, :].ravel().tolist(), shrink=0.8, label="activation")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def command_gates(args: argparse.Namespace) -> list[Path]:
@@ -143,30 +95,6 @@ def train_sine_lstm(steps: int, seed: int) -> tuple[SineRegressor, float]:
     model = SineRegressor("lstm", SINE_HIDDEN)
     fit(model, train_x, train_y, steps, 64, 1e-2, torch.Generator().manual_seed(seed))
     return model, mse(model, test_x, test_y)
-
-
-def plot_sine_gates(wave: np.ndarray, trace: dict[str, np.ndarray], title: str, path: Path) -> None:
-    plt = pyplot()
-    panels = ("forget", "input", "output")
-    fig, axes = plt.subplots(len(panels) + 1, 1, figsize=(8, 9), sharex=True)
-    steps = np.arange(len(wave))
-    axes[0].plot(steps, wave, marker="o", color="black")
-    axes[0].set_ylabel("input x(t)")
-    axes[0].set_title(title, fontsize=10)
-    for ax, gate in zip(axes[1:], panels, strict=True):
-        for unit in range(trace[gate].shape[1]):
-            ax.plot(steps, trace[gate][:, unit], marker=".", label=f"unit {unit}")
-        ax.set_ylim(0, 1)
-        ax.set_ylabel(f"{gate} gate")
-        ax.axhline(0.5, color="grey", linewidth=0.5)
-    for ax in axes:
-        ax.grid(True, alpha=0.3)
-    axes[1].legend(ncol=4, fontsize=8, loc="lower left")
-    axes[-1].set_xlabel("time step")
-    axes[-1].set_xticks(steps)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def command_sine_gates(args: argparse.Namespace) -> list[Path]:
@@ -322,34 +250,6 @@ def confusion_markdown(report: dict[str, Any]) -> str:
             f"| {scores['support']} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def plot_confusion(report: dict[str, Any], path: Path) -> None:
-    plt = pyplot()
-    matrix = np.array(report["confusion_matrix"])
-    labels = report["labels"]
-    fig, ax = plt.subplots(figsize=(4.8, 4.2))
-    image = ax.imshow(matrix, cmap="Blues", vmin=0)
-    threshold = matrix.max() / 2 if matrix.size else 0
-    for (row, column), count in np.ndenumerate(matrix):
-        share = count / max(matrix[row].sum(), 1)
-        ax.text(
-            column,
-            row,
-            f"{count}\n({share:.0%} of row)",
-            ha="center",
-            va="center",
-            color="white" if count > threshold else "black",
-        )
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"dev {report['source']}: accuracy {report['accuracy']:.3f}", fontsize=10)
-    fig.colorbar(image, ax=ax, shrink=0.8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def command_confusion(args: argparse.Namespace) -> list[Path]:
