@@ -1,5 +1,6 @@
-"""What the sentiment student reads: its tokenizer, its starting embeddings, and the teacher's
-soft labels on the transfer set (the training phrases plus perturbed copies of the sentences).
+"""What the sentiment student reads: its tokenizer, its starting embeddings, the teacher's soft
+labels on the transfer set (the training phrases plus perturbed copies of the sentences), and
+the training rows with both kinds of target (`training_targets`).
 
 Kept apart from the training loop so that every source of signal (pretrained vectors, the
 teacher, augmentation) is one function that can be switched off by a flag and measured.
@@ -23,6 +24,8 @@ from models.tokenizer import Tokenizer
 from training.tokenizer import train_tokenizer
 
 AnyTokenizer = Tokenizer | WordTokenizer
+
+MAX_TOKENS = 128  # training texts are cut to this many tokens (SST-2 has none longer)
 
 
 @dataclass
@@ -156,3 +159,27 @@ def _cache_key(options: Any, sentences: Sequence[str], texts: Sequence[str]) -> 
     for text in (*sentences, "\0", *texts):
         digest.update(text.encode() + b"\n")
     return digest.hexdigest()[:20]
+
+
+@dataclass
+class Targets:
+    """Training rows with their gold labels (-1: none) and teacher logits (NaN: none)."""
+
+    rows: list[list[int]]
+    gold: torch.Tensor
+    soft: torch.Tensor
+
+
+def training_targets(
+    tokenizer: AnyTokenizer, train_split: Any, transfer: TransferSet | None
+) -> Targets:
+    """The training split's rows with their gold labels, then (with a teacher) the transfer
+    set's extra rows, which have only the teacher's logits."""
+    rows = [r[:MAX_TOKENS] for r in tokenizer.encode_batch(train_split["sentence"])]
+    gold = list(train_split["label"])
+    soft = torch.full((len(rows), 2), float("nan"))
+    if transfer is not None:
+        rows += [r[:MAX_TOKENS] for r in transfer.extra_rows]
+        gold += [-1] * len(transfer.extra_rows)
+        soft = transfer.logits
+    return Targets(rows, torch.tensor(gold), soft)

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from training.batching import batch_order
 from training.precision import autocast, resolve_precision
 from training.pretrained import training_package
 
@@ -158,8 +159,6 @@ def teacher_logits(
     teacher.eval()
     precision = resolve_precision(precision, torch.device("cpu"))
     out = torch.empty(len(texts), 2)
-    from training.train_sentiment import batch_order
-
     batches = batch_order([len(t) for t in texts], batch_size, None)
     for rows in tqdm(batches, desc=desc, disable=not progress):
         with autocast(precision, torch.device("cpu")):

@@ -35,22 +35,29 @@ from models import atomic
 from models.artifact import save_artifact
 from models.classifier import CELLS, POOLINGS, ClassifierConfig, RecurrentClassifier, pad_batch
 from training import cli
+from training.batching import batch_order
 from training.checkpoint import BestCheckpoint
 from training.data import LABELS, load_sentiment
+from training.distillation import distillation_loss
 from training.schedule import SHAPES, lr_factor
-from training.sentiment_inputs import Reader, TransferSet, make_reader, teacher_transfer_set
+from training.sentiment_inputs import (
+    Reader,
+    Targets,
+    TransferSet,
+    make_reader,
+    teacher_transfer_set,
+    training_targets,
+)
 
-MAX_TOKENS = 128  # training texts are cut to this many tokens (SST-2 has none longer)
-BUCKET_BATCHES = 50  # batches whose texts are sorted by length together (less padding)
 TOKENIZERS = ("words", "unigram", "bpe")
 
 # Named settings that replace the defaults below before flags are applied.
 PROFILES: dict[str, dict[str, Any]] = {
     "default": {},
     # Opt-in (`make models PROFILE=quality`): a teacher fine-tuned twice as long at twice the
-    # learning rate, twice the perturbed copies for it to label, and a fourth student epoch;
-    # about 16 minutes on 2 cores instead of 9. Measured per seed in the README ("Models and
-    # their measured quality").
+    # learning rate, twice the perturbed copies for it to label, and a fourth student epoch:
+    # longer to train (each run prints its seconds and writes them to metrics.json). Measured
+    # per seed in the README ("Models and their measured quality").
     "quality": dict(teacher_epochs=2.0, teacher_lr=1e-4, augment_copies=6, epochs=4),
     # Seconds on one core: for tests and `make models PROFILE=tiny`; learns little. It reads
     # words with GloVe rows like the default; the teacher has tests of its own.
@@ -132,28 +139,6 @@ def check_options(options: TrainOptions) -> None:
         raise ValueError("pretrained glove vectors need --tokenizer words")
 
 
-def batch_order(
-    lengths: Sequence[int], batch_size: int, generator: torch.Generator | None
-) -> list[list[int]]:
-    """Row indices grouped into batches of similar length.
-
-    Rows are shuffled, sorted by length within windows of ``BUCKET_BATCHES`` batches, cut into
-    batches, and the batches shuffled: short phrases then run with short batches, which on a
-    CPU saves most of the per-time-step cost. ``generator=None`` keeps the order (evaluation).
-    """
-    if generator is None:
-        order = sorted(range(len(lengths)), key=lengths.__getitem__)
-        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    order = torch.randperm(len(lengths), generator=generator).tolist()
-    window = batch_size * BUCKET_BATCHES
-    batches: list[list[int]] = []
-    for start in range(0, len(order), window):
-        part = sorted(order[start : start + window], key=lengths.__getitem__)
-        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
-    shuffled = torch.randperm(len(batches), generator=generator).tolist()
-    return [batches[i] for i in shuffled]
-
-
 @torch.inference_mode()
 def evaluate(
     model: nn.Module, rows: list[list[int]], labels: list[int], pad_id: int, batch_size: int = 256
@@ -188,25 +173,6 @@ def drop_words(ids: torch.Tensor, lengths: torch.Tensor, rate: float, pad_id: in
     steps = torch.arange(ids.shape[1])[None, :]
     drop = (torch.rand(ids.shape) < rate) & (steps < lengths[:, None]) & (lengths[:, None] > 1)
     return ids.masked_fill(drop, pad_id)
-
-
-def distillation_loss(
-    logits: torch.Tensor, gold: torch.Tensor, soft: torch.Tensor, weight: float
-) -> torch.Tensor:
-    """Cross-entropy on gold labels mixed with squared error to the teacher's logits (Tang et
-    al.'s choice: logits keep the teacher's confidence, which softmax targets flatten). A row
-    with only one kind of target learns from that one alone. ``gold`` -1 and ``soft`` NaN mark
-    missing targets."""
-    has_gold = gold >= 0
-    has_soft = ~torch.isnan(soft[:, 0])
-    hard = nn.functional.cross_entropy(logits, gold.clamp(min=0), reduction="none")
-    imitate = (logits - soft.nan_to_num()).pow(2).mean(dim=1)
-    mixed = torch.where(
-        has_gold & has_soft,
-        (1 - weight) * hard + weight * imitate,
-        torch.where(has_gold, hard, imitate),
-    )
-    return mixed.mean()
 
 
 def train(options: TrainOptions) -> dict[str, Any]:
@@ -253,26 +219,6 @@ def train(options: TrainOptions) -> dict[str, Any]:
     return metrics
 
 
-@dataclass
-class Targets:
-    """Training rows with their gold labels (-1: none) and teacher logits (NaN: none)."""
-
-    rows: list[list[int]]
-    gold: torch.Tensor
-    soft: torch.Tensor
-
-
-def _targets(tokenizer: Any, train_split: Any, transfer: TransferSet | None) -> Targets:
-    rows = [r[:MAX_TOKENS] for r in tokenizer.encode_batch(train_split["sentence"])]
-    gold = list(train_split["label"])
-    soft = torch.full((len(rows), 2), float("nan"))
-    if transfer is not None:
-        rows += [r[:MAX_TOKENS] for r in transfer.extra_rows]
-        gold += [-1] * len(transfer.extra_rows)
-        soft = transfer.logits
-    return Targets(rows, torch.tensor(gold), soft)
-
-
 def _fit(
     options: TrainOptions,
     reader: Reader,
@@ -282,7 +228,7 @@ def _fit(
 ) -> tuple[ClassifierConfig, dict[str, torch.Tensor], dict[str, Any]]:
     """The training loop proper: returns the best epoch's config, weights and metrics."""
     pad = reader.tokenizer.pad_id
-    targets = _targets(reader.tokenizer, train_split, transfer)
+    targets = training_targets(reader.tokenizer, train_split, transfer)
     dev_rows = reader.tokenizer.encode_batch(dev_split["sentence"])
     dev_labels = list(dev_split["label"])
     model, config = _build_model(options, reader)

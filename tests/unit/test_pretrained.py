@@ -8,8 +8,8 @@ import torch
 
 from models.text import PAD, UNK
 from training.augment import nearest_words, perturbed_copies
+from training.distillation import distillation_loss
 from training.pretrained import build_vocabulary, embedding_rows, load_glove
-from training.train_sentiment import distillation_loss
 
 GLOVE_WORDS = ["the", ",", "good", "movie", "zebra", "bad"]
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from models.classifier import SentimentPredictor
+from training.batching import batch_order
 from training.data import load_sentiment
-from training.train_sentiment import batch_order, parse_options, train
+from training.train_sentiment import parse_options, train
 
 HEADER = "sentence\tlabel\n"
 
