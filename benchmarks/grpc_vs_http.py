@@ -30,7 +30,7 @@ from pathlib import Path
 import requests
 
 from benchmarks.cpu import cpu_split
-from benchmarks.run import server
+from benchmarks.harness import server
 from serving.grpc_client import GrpcClient, GrpcError
 from serving.server import Connection, server_pid
 from training.data import load_sentiment

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.run import ROOT, Table, locust, served_settings, server
+from benchmarks.harness import locust, served_settings, server
+from benchmarks.results import ROOT, Table
 from loadtest.report import FIRST_CHUNK
 from training.archive import build_archive, unpack_archive
 

@@ -1,0 +1,119 @@
+"""A benchmark's results: tables of figures, and the files of one `make bench` run folder.
+
+    runs/bench/<time>/bench.md     the tables for a reader, headed by what was measured
+    runs/bench/<time>/bench.json   the same tables as data (benchmarks/plot.py draws from it)
+    runs/bench/<time>/run.json     cores, torch, minutes, arguments, commit and archives
+
+benchmarks/run.py writes them; `python -m benchmarks.readme_tables` reads them into the README,
+so that no figure there is typed by hand. Imports neither torch nor TorchServe: reading a run
+must stay cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_RUNS = ROOT / "runs" / "bench"
+BENCH_MD = "bench.md"
+BENCH_JSON = "bench.json"
+RUN_INFO = "run.json"
+
+
+@dataclass
+class Table:
+    """Rows of (measure, value, note) printed and written as markdown."""
+
+    title: str
+    rows: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def add(self, measure: str, value: str, note: str = "") -> None:
+        self.rows.append((measure, value, note))
+        print(f"  {measure:<58} {value:>14}  {note}", flush=True)
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", "", "| measure | value | note |", "|---|---|---|"]
+        lines += [f"| {m} | {v} | {n} |" for m, v, n in self.rows]
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
+class RunInfo:
+    """What one run measured and where: only ratios within one run mean much on this machine,
+    so a figure is worth as much as what is known of its run."""
+
+    name: str  # the run folder's name, its start time
+    cpu_cores: int | None
+    torch: str
+    minutes: float
+    arguments: str  # as typed after `python -m benchmarks.run`; "" for the defaults
+    commit: str
+    archives: dict[str, str]  # archive file name -> the start of its sha256
+
+    def header(self) -> str:
+        """bench.md's opening: the run, the machine, its length, and its provenance."""
+        lines = [
+            f"# Benchmark {self.name}",
+            "",
+            f"One run, {self.cpu_cores} CPU cores, torch {self.torch}, {self.minutes:.1f} min.",
+            "",
+            f"Arguments: `{self.arguments or '(defaults)'}`; commit {self.commit}.",
+            "",
+        ]
+        lines += [f"- `{name}` sha256 {digest}…" for name, digest in self.archives.items()]
+        return "\n".join(lines) + "\n\n"
+
+    def save(self, folder: Path) -> None:
+        (folder / RUN_INFO).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path) -> RunInfo:
+        return cls(**json.loads((folder / RUN_INFO).read_text()))
+
+
+def git_commit() -> str:
+    """The checkout's commit, and whether it had uncommitted changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "diff", "--quiet"], cwd=ROOT, check=False).returncode
+        return commit + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+
+
+def archive_digests(model_store: Path) -> dict[str, str]:
+    """Each archive of the store by the start of its sha256: which models were measured."""
+    return {
+        archive.name: hashlib.sha256(archive.read_bytes()).hexdigest()[:16]
+        for archive in sorted(Path(model_store).glob("*.mar"))
+    }
+
+
+def write_run(out: Path, info: RunInfo, tables: list[Table]) -> None:
+    """bench.md, bench.json and run.json of one run."""
+    (out / BENCH_MD).write_text(info.header() + "\n".join(t.markdown() for t in tables))
+    (out / BENCH_JSON).write_text(json.dumps([t.__dict__ for t in tables], indent=2))
+    info.save(out)
+
+
+def read_tables(run: Path) -> list[Table]:
+    """A run's tables as bench.json holds them."""
+    return [Table(**table) for table in json.loads((run / BENCH_JSON).read_text())]
+
+
+def newest_run(runs: Path = BENCH_RUNS) -> Path:
+    """The newest run folder that got to its end (an interrupted run writes no bench.json)."""
+    finished = sorted(folder for folder in runs.glob("*") if (folder / BENCH_JSON).exists())
+    if not finished:
+        raise FileNotFoundError(f"no finished benchmark run under {runs}: run `make bench`")
+    return finished[-1]
