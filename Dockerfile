@@ -63,14 +63,17 @@ COPY --from=data . /data/
 ENV DATA_DIR=/data \
     HF_HUB_OFFLINE=1 \
     HF_DATASETS_OFFLINE=1
-RUN python -m training.train_sentiment --profile "$TRAIN_PROFILE" --out artifacts/sentiment \
-    && python -m training.train_lm --profile "$TRAIN_PROFILE" --out artifacts/lm \
-    && python -m training.archive sentiment --artifact artifacts/sentiment --export /models \
-    && python -m training.archive lm --artifact artifacts/lm --export /models
+# Every model handlers/registry.py declares, trained by its own trainer.
+RUN set -e; for m in $(python -m handlers.registry names); do \
+        python -m "$(python -m handlers.registry trainer "$m")" --profile "$TRAIN_PROFILE" \
+            --out "artifacts/$m"; \
+        python -m training.archive "$m" --artifact "artifacts/$m" --export /models; \
+    done
 
 # ---- where the archives come from: model_store/ (TRAIN=0) or the trainer (TRAIN=1) ----
 FROM scratch AS models-0
-COPY model_store/sentiment.mar model_store/lm.mar /models/
+# Every archive in model_store/ (`make models` builds one per registered model).
+COPY model_store/*.mar /models/
 
 FROM trainer AS models-1
 
@@ -91,8 +94,9 @@ RUN apt-get update \
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
 COPY serving/ serving/
-# serving/ drains through the handlers' graceful-stop protocol (plain Python, no torch).
-COPY handlers/__init__.py handlers/drain.py handlers/
+# serving/ drains through the handlers' graceful-stop protocol and reads the model registry
+# (both plain Python, no torch).
+COPY handlers/__init__.py handlers/drain.py handlers/registry.py handlers/
 COPY --from=models /models/ model_store/
 RUN mkdir runs && chown app:app runs
 ENV PATH=/opt/venv/bin:$PATH \

@@ -23,6 +23,8 @@ SPAWN_RATE ?= 8
 DURATION ?= 60s
 SCENARIO ?= mixed
 WEIGHTS ?=
+# The served models, from their one declaration (stdlib Python: works before `make setup`).
+MODELS := $(shell $(PYTHON) -m handlers.registry names)
 
 .PHONY: help setup models lm-sweep serve stop status loadtest bench test test-unit lint format clean
 
@@ -42,13 +44,13 @@ setup: $(VENV)/.installed ## create .venv with pinned dependencies and a Java 17
 # Trained artifacts are kept: retraining takes minutes.
 .PRECIOUS: $(ARTIFACTS)/%/weights.pt
 $(ARTIFACTS)/%/weights.pt: | $(VENV)/.installed
-	$(PY) -m training.train_$(if $(filter lm,$*),lm,sentiment) --profile $(PROFILE) --out $(ARTIFACTS)/$*
+	$(PY) -m $$($(PY) -m handlers.registry trainer $*) --profile $(PROFILE) --out $(ARTIFACTS)/$*
 
 # An archive packs the serving code too: rebuild it when that code changes.
-$(MODEL_STORE)/%.mar: $(ARTIFACTS)/%/weights.pt serving/%-config.yaml $(wildcard handlers/*.py models/*.py)
+$(MODEL_STORE)/%.mar: $(ARTIFACTS)/%/weights.pt handlers/%/model-config.yaml $(wildcard handlers/*.py handlers/*/*.py models/*.py)
 	$(PY) -m training.archive $* --artifact $(ARTIFACTS)/$* --export $(MODEL_STORE)
 
-models: $(MODEL_STORE)/sentiment.mar $(MODEL_STORE)/lm.mar ## train and archive the default models where missing
+models: $(foreach m,$(MODELS),$(MODEL_STORE)/$(m).mar) ## train and archive the default models where missing
 	@$(PY) -m training.summary $(ARTIFACTS)
 
 lm-sweep: $(VENV)/.installed ## compare LM tokenizers at equal CPU minutes (MINUTES each); runs/lm-sweep/

@@ -11,25 +11,24 @@ import re
 import sys
 from pathlib import Path
 
-from handlers import lm_api, openai_api, sentiment_api
+from handlers.registry import MODELS
 from handlers.schema import markdown_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-ENDPOINTS = {
-    "sentiment": sentiment_api.FIELDS,
-    "lm": lm_api.FIELDS,
-    "openai": openai_api.FIELDS,
-}
+
+
+def tables() -> dict[str, str]:
+    """README marker -> the field table of every served model's endpoints with fields."""
+    endpoints = [endpoint for model in MODELS for endpoint in model.endpoints()]
+    return {e.marker: markdown_table(e.fields) for e in endpoints if e.fields}
 
 
 def render(text: str) -> str:
-    for name, fields in ENDPOINTS.items():
+    for name, table in tables().items():
         pattern = re.compile(rf"(<!-- api:{name} -->\n).*?(<!-- /api:{name} -->)", re.S)
         if not pattern.search(text):
             raise ValueError(f"README.md lacks the markers for {name}")
-        text = pattern.sub(
-            lambda m, f=fields: m.group(1) + markdown_table(f) + "\n" + m.group(2), text
-        )
+        text = pattern.sub(lambda m, t=table: m.group(1) + t + "\n" + m.group(2), text)
     return text
 
 

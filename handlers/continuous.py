@@ -1,7 +1,7 @@
 """The pieces of TorchServe's continuous-batching protocol that a handler answers with.
 
 Each handler call answers every job in it; `Reply.more` is what TorchServe's
-``context.stopping_criteria`` must say for that job (see handlers/lm_handler.py). Kept out of
+``context.stopping_criteria`` must say for that job (see handlers/lm/handler.py). Kept out of
 the handler module because TorchServe loads a handler module only if it defines one class.
 """
 
@@ -16,7 +16,7 @@ class Job:
     stream: bool
     session: str | None
     end_session: bool
-    replies: Any = None  # how its answers look (handlers/lm_replies.py)
+    replies: Any = None  # how its answers look (handlers/lm/replies.py)
     started: bool = False  # a chunk went out: the response is a stream now
     announced: str | None = None  # the session id, once a streamed line has carried it
     keys: list[Any] = field(default_factory=list)  # its rows in the decode loop, one per choice

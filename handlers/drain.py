@@ -11,8 +11,10 @@ The protocol is two kinds of file in one folder shared by the stopper and the wo
 
 A worker checks the flag only after taking its lock, so no batch slips between the two.
 Pure Python and free of TorchServe: handlers use `DrainGate`, `serving.server` uses `drain`.
-It lives in handlers/ because it must ship inside the archives (a .mar carries handlers/ and
-models/), while the serving image copies just this file for the stopper's side.
+It lives in handlers/ because its busy side runs in the worker: it ships inside each model
+archive (a .mar carries handlers/ and models/) and the handler takes the lock around every
+batch. serving.server only raises the flag and waits for the locks, for which the serving
+image copies just this file.
 """
 
 from __future__ import annotations

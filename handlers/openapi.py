@@ -1,5 +1,6 @@
 """The OpenAPI 3.1 document of the HTTP API, generated from the same field declarations that
-validate requests (handlers/*_api.py), so the document cannot drift from what is enforced.
+validate requests (the `Endpoint`s of each model handlers/registry.py declares), so the
+document cannot drift from what is enforced.
 
     python -m handlers.openapi > docs/openapi.json     # tests check the committed copy
 """
@@ -10,8 +11,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from handlers import lm_api, openai_api, sentiment_api
-from handlers.schema import Field
+from handlers.registry import MODELS
+from handlers.schema import Endpoint, Field
 
 JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
@@ -59,8 +60,12 @@ def object_schema(fields: Sequence[Field]) -> dict[str, Any]:
     }
 
 
-def _post(summary: str, request: str, errors: dict[str, str]) -> dict[str, Any]:
-    body = {"$ref": f"#/components/schemas/{request}"}
+def operation(endpoint: Endpoint) -> dict[str, Any]:
+    """One path's operation: its body schema, and an Error body for each failure status."""
+    if endpoint.method == "get":
+        return {"get": {"summary": endpoint.summary, "responses": {"200": {"description": ""}}}}
+    errors = {**COMMON_ERRORS, **endpoint.errors}
+    body = {"$ref": f"#/components/schemas/{endpoint.request}"}
     responses: dict[str, Any] = {"200": {"description": "the answer (or a stream of chunks)"}}
     for status, why in errors.items():
         responses[status] = {
@@ -68,47 +73,37 @@ def _post(summary: str, request: str, errors: dict[str, str]) -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
         }
     return {
-        "post": {
-            "summary": summary,
+        endpoint.method: {
+            "summary": endpoint.summary,
             "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
             "responses": responses,
         }
     }
 
 
+COMMON_ERRORS = {"400": "a field is invalid: the body names it", "503": "the server is stopping"}
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": "ours; the OpenAI route answers {'error': {...}} instead",
+    "properties": {
+        "error": {"type": "string"},
+        "field": {"type": "string"},
+        "code": {"type": "integer"},
+    },
+}
+
+
 def document() -> dict[str, Any]:
-    bad = {"400": "a field is invalid: the body names it", "503": "the server is stopping"}
-    sessions = {**bad, "404": "unknown session", "409": "session busy", "410": "session expired"}
+    routes = [(model.name, endpoint) for model in MODELS for endpoint in model.endpoints()]
+    schemas = {e.request: object_schema(e.fields) for _, e in routes if e.request}
     return {
         "openapi": "3.1.0",
         "info": {"title": "rnn-serve", "version": "1.0"},
         "security": [{"bearer": []}],
-        "paths": {
-            "/predictions/sentiment": _post("Classify sentiment", "SentimentRequest", bad),
-            "/predictions/lm": _post("Generate text (ours)", "GenerationRequest", sessions),
-            "/predictions/lm/1.0/v1/completions": _post(
-                "Generate text (OpenAI completions)", "CompletionRequest", bad
-            ),
-            "/predictions/lm/1.0/v1/models": {
-                "get": {"summary": "OpenAI model list", "responses": {"200": {"description": ""}}}
-            },
-        },
+        "paths": {f"/predictions/{name}{e.path}": operation(e) for name, e in routes},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "SentimentRequest": object_schema(sentiment_api.FIELDS),
-                "GenerationRequest": object_schema(lm_api.FIELDS),
-                "CompletionRequest": object_schema(openai_api.FIELDS),
-                "Error": {
-                    "type": "object",
-                    "description": "ours; the OpenAI route answers {'error': {...}} instead",
-                    "properties": {
-                        "error": {"type": "string"},
-                        "field": {"type": "string"},
-                        "code": {"type": "integer"},
-                    },
-                },
-            },
+            "schemas": {**schemas, "Error": ERROR_SCHEMA},
         },
     }
 

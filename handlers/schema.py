@@ -8,6 +8,7 @@ parsing can be fuzzed quickly and reused by another server.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import unicodedata
@@ -84,6 +85,21 @@ class Field:
         if self.item_max_length is not None:
             parts.append(f"each at most {self.item_max_length} characters")
         return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One documented route of a model, declared beside its fields in the model's api module:
+    the README table between ``<!-- api:<marker> -->`` markers (`handlers.api_docs`) and the
+    OpenAPI path (`handlers.openapi`) are both rendered from it."""
+
+    marker: str  # the README marker, and the endpoint's short name
+    path: str  # after /predictions/<model>; "" for the model's own route
+    summary: str
+    request: str = ""  # the OpenAPI schema name of its JSON body ("" for a GET)
+    fields: Sequence[Field] = ()
+    errors: Mapping[str, str] = dataclasses.field(default_factory=dict)  # statuses beyond 400, 503
+    method: str = "post"
 
 
 def _number(value: float) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import requests
 
+from handlers import registry
 from loadtest import report
 from loadtest.metrics import scrape, settled_counters
 from serving.server import (
@@ -44,12 +45,7 @@ SCENARIOS = {
     "conversation": ("ConversationUser",),
     "mixed": ("ClassifyUser", "GenerateUser", "StreamUser"),
 }
-MODEL_OF = {
-    "ClassifyUser": "sentiment",
-    "GenerateUser": "lm",
-    "StreamUser": "lm",
-    "ConversationUser": "lm",
-}
+MODEL_OF = {user: model.name for model in registry.MODELS for user in model.load_users}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -28,13 +28,13 @@ from typing import Any
 
 import requests
 
-from handlers import drain
+from handlers import drain, registry
 from serving import startup_failures
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_TEMPLATE = ROOT / "serving" / "config.properties"
 DEFAULT_RUN_DIR = ROOT / "runs" / "server"
-DEFAULT_MODELS = ("sentiment", "lm")
+DEFAULT_MODELS = registry.names()  # every model handlers/registry.py declares
 STATE_FILE = "server.json"
 KEY_FILE = "key_file.json"
 PID_FILE = ".model_server.pid"  # TorchServe writes it into $TMPDIR

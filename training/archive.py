@@ -2,9 +2,10 @@
 
     python -m training.archive sentiment --artifact artifacts/sentiment --export model_store
 
-The archive holds the artifact (config.json, weights.pt, tokenizer.model), the handler, the
-`models/` and `handlers/` packages it imports, and `serving/<name>-config.yaml` (batch size,
-workers, threads: the per-model serving settings live in that one file).
+The archive holds the artifact (config.json, weights.pt, tokenizer.model), the model's handler,
+the `models/` and `handlers/` packages it imports (with its own model folder, not the others'),
+and `handlers/<name>/model-config.yaml` (batch size, workers, threads: the per-model serving
+settings live in that one file). Which models exist: `handlers/registry.py`.
 """
 
 from __future__ import annotations
@@ -22,16 +23,30 @@ from typing import Any
 
 import yaml
 
+from handlers import registry
 from models import atomic
 from models.artifact import ARTIFACT_FILES
 
 ROOT = Path(__file__).resolve().parent.parent
-HANDLERS = {"sentiment": "handlers/sentiment_handler.py", "lm": "handlers/lm_handler.py"}
 PACKAGES = ("models", "handlers")
 
 
 def model_config_path(name: str) -> Path:
-    return ROOT / "serving" / f"{name}-config.yaml"
+    return registry.get(name).config
+
+
+def _other_models(name: str):
+    """A copytree filter: an archive carries its own model's handler folder, not the others'."""
+    others = set(registry.names()) - {name}
+    skip = shutil.ignore_patterns("__pycache__")
+
+    def ignore(folder: str, entries: list[str]) -> set[str]:
+        ignored = set(skip(folder, entries))
+        if Path(folder).resolve() == registry.HANDLERS_DIR:
+            ignored |= others & set(entries)
+        return ignored
+
+    return ignore
 
 
 def build_archive(
@@ -53,9 +68,7 @@ def build_archive(
         for file_name in ARTIFACT_FILES:
             shutil.copy2(Path(artifact_dir) / file_name, staging / file_name)
         for package in PACKAGES:
-            shutil.copytree(
-                ROOT / package, staging / package, ignore=shutil.ignore_patterns("__pycache__")
-            )
+            shutil.copytree(ROOT / package, staging / package, ignore=_other_models(name))
         archiver = Path(sys.executable).parent / "torch-model-archiver"
         command = [
             str(archiver),
@@ -64,7 +77,7 @@ def build_archive(
             "--version",
             version,
             "--handler",
-            str(ROOT / HANDLERS[name]),
+            str(registry.get(name).handler),
             "--extra-files",
             str(staging),
             "--config-file",
@@ -109,7 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("name", choices=sorted(HANDLERS))
+    parser.add_argument("name", choices=registry.names())
     parser.add_argument("--artifact", required=True)
     parser.add_argument("--export", default="model_store")
     parser.add_argument("--config-file", default=None)

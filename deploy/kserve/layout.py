@@ -19,8 +19,9 @@ request limits, no model-registration API), changed only where KServe needs it:
   Access control moves to the cluster (ingress / mesh authorization in front of the wrapper).
 - Metrics on 0.0.0.0:8082 in Prometheus format, for the cluster's scraper.
 - `model_snapshot` instead of `load_models`: per model, workers, batchSize, maxBatchDelay and
-  responseTimeout come from the model config packed inside each archive (serving/<name>-config.yaml
-  when it was built), and the version from the archive's manifest, so they cannot drift.
+  responseTimeout come from the model config packed inside each archive
+  (handlers/<name>/model-config.yaml when it was built), and the version from the archive's
+  manifest, so they cannot drift.
 - No `enable_envvars_config`: KServe's TS_SERVICE_ENVELOPE then stays unused and our handlers
   get the JSON body the client sent (batching across requests keeps working); clients POST
   our usual body to /v1/models/<name>:predict.

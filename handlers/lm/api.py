@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.schema import Field, RequestError, check_text, validate
+from handlers.schema import Endpoint, Field, RequestError, check_text, validate
 from models.generation import GenerationRequest
 
 MAX_PROMPT_CHARS = 4000
@@ -81,6 +81,10 @@ FIELDS = (
         nullable=True,
     ),
     Field("end_session", bool, False, "Forget the session once this request is answered."),
+)
+SESSION_ERRORS = {"404": "unknown session", "409": "session busy", "410": "session expired"}
+ENDPOINTS = (
+    Endpoint("lm", "", "Generate text (ours)", "GenerationRequest", FIELDS, SESSION_ERRORS),
 )
 
 

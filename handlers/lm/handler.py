@@ -17,8 +17,8 @@ normal, unchunked response, which is the only kind that can carry an error statu
 - a job that disappears from the calls was dropped by TorchServe because its client went
   away: its row leaves the loop (and its session is released);
 - the path after ``/predictions/lm/1.0/`` (TorchServe's ``url_path`` header) picks the API:
-  none for ours, ``v1/completions`` and ``v1/models`` for OpenAI's (handlers/openai_api.py);
-  handlers/lm_replies.py shapes the answers of each.
+  none for ours, ``v1/completions`` and ``v1/models`` for OpenAI's (handlers/lm/openai_api.py);
+  handlers/lm/replies.py shapes the answers of each.
 
 One worker serves the model: TorchServe 0.12 holds the model's queue lock while an idle
 worker waits for its first job (Model.pollInferJob), so with two continuous-batching workers
@@ -34,11 +34,11 @@ from typing import Any
 
 import torch
 
-from handlers import openai_api
 from handlers.base import PHRASES, STOPPING, BatchHandler, request_body
 from handlers.continuous import Decision, Job, Reply
-from handlers.lm_api import NEW_SESSION, LMRequest, parse_generation
-from handlers.lm_replies import NativeReplies, OpenAIReplies
+from handlers.lm import openai_api
+from handlers.lm.api import NEW_SESSION, LMRequest, parse_generation
+from handlers.lm.replies import NativeReplies, OpenAIReplies
 from handlers.schema import RequestError, decode_body
 from models.decode_loop import INTERNAL_ERROR, Carry, DecodeLoop, Update
 from models.decode_process import DecodeProcess

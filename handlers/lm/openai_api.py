@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from handlers import lm_api
-from handlers.schema import Field, RequestError, validate
+from handlers.lm import api as lm_api
+from handlers.schema import Endpoint, Field, RequestError, validate
 from models.generation import GenerationRequest, GenerationResult
 
 COMPLETIONS = "v1/completions"
@@ -67,6 +67,16 @@ FIELDS = (
     ),
     Field("logprobs", int, None, "Not supported: null only.", minimum=0, maximum=0, nullable=True),
     Field("user", str, None, "Accepted and ignored.", nullable=True),
+)
+ENDPOINTS = (
+    Endpoint(
+        "openai",
+        "/1.0/" + COMPLETIONS,
+        "Generate text (OpenAI completions)",
+        "CompletionRequest",
+        FIELDS,
+    ),
+    Endpoint("openai-models", "/1.0/" + MODELS, "OpenAI model list", method="get"),
 )
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from handlers import openai_api
 from handlers.continuous import Job, Reply
+from handlers.lm import openai_api
 from handlers.schema import RequestError
 from models.decode_loop import Update
 

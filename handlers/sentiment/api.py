@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.schema import Field, RequestError, check_text, validate
+from handlers.schema import Endpoint, Field, RequestError, check_text, validate
 
 MAX_TEXT_CHARS = 2000
 MAX_TEXTS = 64
@@ -34,6 +34,7 @@ FIELDS = (
     ),
     Field("explain", bool, False, "Also return per-token LSTM gate activations."),
 )
+ENDPOINTS = (Endpoint("sentiment", "", "Classify sentiment", "SentimentRequest", FIELDS),)
 
 
 @dataclass(frozen=True)

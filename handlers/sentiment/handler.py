@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from handlers.base import BatchHandler
-from handlers.sentiment_api import SentimentRequest, parse_sentiment
+from handlers.sentiment.api import SentimentRequest, parse_sentiment
 from models.classifier import SentimentPredictor
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from handlers import registry
 from training.evaluate_lm import load_lm, score_archive, score_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,11 +18,14 @@ TEXT = "ROMEO:\nBut soft, what light through yonder window breaks?\n"
 
 
 def test_archives_hold_artifact_code_and_serving_config(tiny_model_store: Path):
-    for name in ("sentiment", "lm"):
-        with zipfile.ZipFile(tiny_model_store / f"{name}.mar") as archive:
+    for model in registry.MODELS:
+        with zipfile.ZipFile(tiny_model_store / f"{model.name}.mar") as archive:
             names = set(archive.namelist())
-        assert {"config.json", "weights.pt", "tokenizer.model", f"{name}-config.yaml"} <= names
+        assert {"config.json", "weights.pt", "tokenizer.model", model.config.name} <= names
         assert {"models/__init__.py", "handlers/base.py", "MAR-INF/MANIFEST.json"} <= names
+        assert f"handlers/{model.name}/handler.py" in names
+        others = {m.name for m in registry.MODELS} - {model.name}
+        assert not [n for n in names if n.split("/")[:2] in [["handlers", o] for o in others]]
 
 
 def test_evaluate_lm_from_the_archive_alone(tiny_model_store: Path, tmp_path: Path):

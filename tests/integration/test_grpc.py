@@ -20,7 +20,7 @@ from serving.grpc_client import GrpcClient, GrpcError
 pytestmark = pytest.mark.integration
 
 # Short enough that the LM answers it in ONE handler call (16 decode steps per call in
-# serving/lm-config.yaml: 5 prompt characters, then the tokens), so it comes back whole.
+# handlers/lm/model-config.yaml: 5 prompt characters, then the tokens), so it comes back whole.
 SHORT_SEEDED = {"prompt": "KING:", "max_new_tokens": 8, "temperature": 1.0, "top_p": 0.9}
 LONG_SEEDED = {"prompt": "ROMEO:", "max_new_tokens": 40, "temperature": 1.0, "seed": 1234}
 REFUSED = "Token Authorization failed"

@@ -19,6 +19,7 @@ import requests
 import yaml
 
 from deploy.kserve.layout import CONFIG_DIR, SNAPSHOT_SETTINGS, STORE_DIR, lay_out, set_properties
+from handlers import registry
 from serving.server import Connection, _environment, free_ports, stop
 
 pytestmark = pytest.mark.integration
@@ -85,7 +86,7 @@ def test_torchserve_serves_the_kserve_layout_without_keys(tiny_model_store, tmp_
             Connection(url, url, f"http://127.0.0.1:{ports['metrics']}"), models
         )
         for model in models:
-            expected = yaml.safe_load((ROOT / "serving" / f"{model}-config.yaml").read_text())
+            expected = yaml.safe_load(registry.get(model).config.read_text())
             assert {k: described[model][k] for k in SNAPSHOT_SETTINGS} == {
                 k: expected[k] for k in SNAPSHOT_SETTINGS
             }

@@ -25,7 +25,7 @@ LOCAL_PACKAGES = {"models", "handlers", "serving", "training", "deploy"}
 # What the image runs: the entrypoint and health check, and the archives' handler code.
 SERVED_CODE = (
     ["serving/server.py", "serving/entrypoint.py", "serving/healthcheck.py"]
-    + [f"handlers/{p.name}" for p in (ROOT / "handlers").glob("*.py")]
+    + [str(p.relative_to(ROOT)) for p in (ROOT / "handlers").rglob("*.py")]
     + [f"models/{p.name}" for p in (ROOT / "models").glob("*.py")]
 )
 

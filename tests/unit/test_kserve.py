@@ -1,6 +1,6 @@
 """KServe deployment files: the manifests parse as the InferenceServices we mean, and the
 layout script writes the storage folder KServe's TorchServe predictor expects, with per-model
-settings that are exactly those of serving/<model>-config.yaml. (Never applied to a cluster
+settings that are exactly those of handlers/<model>/model-config.yaml. (Never applied to a cluster
 here; tests/integration/test_kserve_layout.py starts TorchServe on the generated config.)"""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from deploy.kserve.layout import SNAPSHOT_SETTINGS, lay_out
+from handlers import registry
 
 ROOT = Path(__file__).resolve().parents[2]
 KSERVE = ROOT / "deploy" / "kserve"
@@ -21,17 +22,17 @@ SCALE_METRICS = {"cpu", "memory", "concurrency", "rps"}  # KServe v1beta1's scal
 
 
 def model_config(model: str) -> dict:
-    return yaml.safe_load((ROOT / "serving" / f"{model}-config.yaml").read_text())
+    return yaml.safe_load(registry.get(model).config.read_text())
 
 
 def fake_archive(store: Path, model: str, version: str = "1.0") -> Path:
     """A .mar holding only what the layout reads: the manifest and the packed model config."""
     store.mkdir(parents=True, exist_ok=True)
-    config_name = f"{model}-config.yaml"
+    config_name = registry.get(model).config.name
     manifest = {"model": {"modelName": model, "modelVersion": version, "configFile": config_name}}
     with zipfile.ZipFile(store / f"{model}.mar", "w") as mar:
         mar.writestr("MAR-INF/MANIFEST.json", json.dumps(manifest))
-        mar.writestr(config_name, (ROOT / "serving" / config_name).read_text())
+        mar.writestr(config_name, registry.get(model).config.read_text())
     return store / f"{model}.mar"
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handlers.lm_api import MAX_NEW_TOKENS, parse_generation
+from handlers.lm.api import MAX_NEW_TOKENS, parse_generation
 from handlers.schema import RequestError, decode_body
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from handlers.drain import DrainGate
-from handlers.lm_handler import LMHandler
+from handlers.lm.handler import LMHandler
 from models.artifact import save_artifact
 from models.language_model import LMConfig, RecurrentLM
 from training.data import load_text

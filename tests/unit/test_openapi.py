@@ -9,8 +9,11 @@ import jsonschema
 import pytest
 from openapi_spec_validator import validate as validate_spec
 
-from handlers import lm_api, openai_api, openapi, sentiment_api
+from handlers import openapi
+from handlers.lm import api as lm_api
+from handlers.lm import openai_api
 from handlers.schema import RequestError, validate
+from handlers.sentiment import api as sentiment_api
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from handlers.schema import MAX_BODY_BYTES, RequestError, decode_body
-from handlers.sentiment_api import MAX_TEXT_CHARS, MAX_TEXTS, parse_sentiment
+from handlers.sentiment.api import MAX_TEXT_CHARS, MAX_TEXTS, parse_sentiment
 
 
 def parse_raw(raw):

@@ -1,0 +1,1 @@
+"""The sentiment classifier's serving folder: handler, request fields, model config."""
