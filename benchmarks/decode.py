@@ -1,7 +1,7 @@
 """Generation speed, every variant side by side in one run (the machine is noisy: compare
 only figures from the same run).
 
-    python -m benchmarks.decode --artifact artifacts/lm            # 2 threads, ~2 minutes
+    python -m benchmarks.decode --artifact artifacts/lm            # 2 threads, prints each round
     python -m benchmarks.decode --threads 1 --rounds 1 --tokens 64  # quicker
 
 Prints markdown tables: the milliseconds of one decode step (`nn.LSTM` called on one token,

@@ -147,7 +147,7 @@ def parameter_count(module: nn.Module) -> int:
 
 def warm_up(hidden: int) -> None:
     """One forward/backward per cell before anything is timed: the first call pays one-off
-    kernel set-up (over a second here) that would otherwise land on the first run's clock."""
+    kernel set-up that would otherwise land on the first run's clock."""
     for cell in CELL_NAMES:
         SineRegressor(cell, hidden)(torch.zeros(2, 3, 1)).sum().backward()
 

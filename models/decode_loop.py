@@ -7,8 +7,9 @@ result, and, when asked, a `Carry`: what a session needs to continue later.
 Prompts are read inside the same batched step as the running rows' sampled tokens: each step
 feeds every row one token, a prompt token while it has some left, else the token it sampled
 last. Reading a newcomer's prompt in a loop of its own would run ~100 steps at a batch of one
-or two rows per arrival, which under steady traffic cost about half of the served throughput
-(`make bench`); inside the shared step a prompt token costs about what a generated one does.
+or two rows per arrival, which under steady traffic cost much of the served throughput
+(measured with `make bench`); inside the shared step a prompt token costs about what a
+generated one does.
 A call runs at least ``tokens`` steps, and more (up to `PROMPT_STEPS`) while a newcomer is
 still reading its prompt, so that a short prompt gets its first tokens in its first call.
 

@@ -1,11 +1,11 @@
 """A second decode loop in a child process, stepped while the caller steps its own.
 
-At 64 streams the continuous-batching worker decoded on one core while the other sat idle
-(`make bench`'s CPU split: worker 0.84 core, idle 0.75). A second thread cannot use it (the
-step's per-row Python holds the GIL) and TorchServe 0.12 cannot run a second continuous-
-batching worker; a child process can. The caller keeps some rows in its own `DecodeLoop` and
-hands the others to this one: `start_step` sends the order, the caller runs its own step, and
-`finish_step` collects this one's updates, so both cores decode at once.
+At 64 streams the continuous-batching worker decoded on one core while the other sat idle (as
+`make bench`'s CPU split, read from `/proc`, showed with one decode loop). A second thread
+cannot use it (the step's per-row Python holds the GIL) and TorchServe 0.12 cannot run a second
+continuous-batching worker; a child process can. The caller keeps some rows in its own
+`DecodeLoop` and hands the others to this one: `start_step` sends the order, the caller runs
+its own step, and `finish_step` collects this one's updates, so both cores decode at once.
 
 Answers are the same wherever a row runs: each is decoded row-wise with its own seeded
 generator (models/decode_loop.py), from the same archive with the same settings.

@@ -93,7 +93,7 @@ class LMTrainOptions:
     warmup: int = 50
     schedule: str = "linear"
     clip_norm: float = 1.0
-    eval_every: int = 0  # steps between validations; 0: only at the end (each costs ~20 s)
+    eval_every: int = 0  # steps between validations; 0: only at the end (each spends --minutes)
     precision: str = "auto"  # auto: bf16 autocast where the CPU has native bf16, else fp32
     max_chars: int | None = None  # use only the first N characters of the corpus (tests)
     threads: int | None = None
