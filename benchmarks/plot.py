@@ -2,7 +2,8 @@
 
     python -m benchmarks.plot runs/bench/20261126-064015      # (re)writes bench.png there
 
-`make bench` calls this at the end of its run; the README's figure is a copy of one such PNG.
+`make bench` calls this at the end of its run; `python -m benchmarks.readme_tables` copies the
+PNG of the run that the README's tables come from to docs/bench.png.
 """
 
 from __future__ import annotations

@@ -1,0 +1,118 @@
+"""The README's benchmark tables are written from a `make bench` run's files, never typed.
+
+The sample run is four rows of each table of runs/bench/20261202-040004, exactly as it wrote
+them, and its run.json.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from benchmarks.readme_tables import README, render
+from benchmarks.results import BENCH_JSON, RunInfo, newest_run, read_tables, write_run
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "bench" / "20261202-040004"
+MARKED = """\
+# Benchmarks
+
+<!-- bench:run -->
+<!-- /bench:run -->
+
+<!-- bench:classification -->
+<!-- /bench:classification -->
+
+Prose between the tables stays.
+
+<!-- bench:generation -->
+<!-- /bench:generation -->
+"""
+
+
+def table_row(text: str, measure: str) -> list[str]:
+    line = next(line for line in text.splitlines() if line.startswith(f"| {measure} |"))
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def section(text: str, name: str) -> str:
+    return re.search(rf"<!-- bench:{name} -->\n(.*?)<!-- /bench:{name} -->", text, re.S).group(1)
+
+
+def test_a_figure_lands_in_its_row_of_its_table_with_thousands_separated():
+    text = render(MARKED, SAMPLE)
+    served = "served, 64 streams (Locust, no wait)"
+    assert table_row(text, served) == [
+        served,
+        "14,858 tok/s",
+        "mean rows per handler call 49.1",
+        "",
+    ]
+    assert served in section(text, "generation")
+    assert "1,687 /s" in section(text, "classification")
+    assert "| classification (sentiment) | value | note | goal |" in text
+    assert "Prose between the tables stays." in text
+
+
+def test_a_goal_gets_its_own_cell_marked_by_the_runs_own_figure():
+    text = render(MARKED, SAMPLE)
+    assert table_row(text, "served / fp32 ceiling")[1:] == ["**0.66**", "", "≥ 0.9 ✗"]
+    assert table_row(text, "batched / batchSize 1")[1:] == ["**4.59**", "", "≥ 3 ✓"]
+    first_chunk = table_row(text, "served single stream: time to first chunk")
+    assert first_chunk[1:] == [
+        "**12 ms**",
+        "a lone request: prompt + 16 tokens (one handler call)",
+        "≤ 20 ms ✓",
+    ]
+    longest = "session follow-up, first chunk at the longest / shortest history"
+    assert table_row(text, longest)[3] == "≤ 1.2x (flat) ✗"
+
+
+def test_the_caption_names_the_run_and_what_it_ran_on():
+    caption = section(render(MARKED, SAMPLE), "run")
+    assert "`tests/data/bench/20261202-040004`" in caption
+    assert "2 CPU cores, torch 2.13.0+cpu, 3.9 minutes, arguments `(defaults)`" in caption
+
+
+def test_the_readme_renders_once_and_only_between_its_markers():
+    text = README.read_text()
+    once = render(text, SAMPLE)
+    assert render(once, SAMPLE) == once
+    outside = re.compile(r"<!-- bench:(\w+) -->\n.*?<!-- /bench:\1 -->", re.S)
+    assert outside.sub("", once) == outside.sub("", text)
+    assert "14,858 tok/s" in section(once, "generation")
+
+
+def test_a_run_without_a_table_the_readme_shows_is_refused(tmp_path):
+    run = tmp_path / "classification-only"
+    shutil.copytree(SAMPLE, run)
+    tables = json.loads((run / BENCH_JSON).read_text())
+    (run / BENCH_JSON).write_text(json.dumps(tables[:1]))
+    with pytest.raises(ValueError, match="no generation table"):
+        render(MARKED, run)
+
+
+def test_a_readme_without_the_markers_of_a_table_is_refused():
+    with pytest.raises(ValueError, match="bench:generation"):
+        render(MARKED.replace("<!-- bench:generation -->\n<!-- /bench:generation -->", ""), SAMPLE)
+
+
+def test_the_newest_finished_run_is_read_by_default(tmp_path):
+    shutil.copytree(SAMPLE, tmp_path / "20261202-040004")
+    (tmp_path / "20261203-090000").mkdir()  # still running, or interrupted: no bench.json
+    assert newest_run(tmp_path) == tmp_path / "20261202-040004"
+    with pytest.raises(FileNotFoundError):
+        newest_run(tmp_path / "nothing")
+
+
+def test_a_written_run_reads_back_the_same(tmp_path):
+    info, tables = RunInfo.load(SAMPLE), read_tables(SAMPLE)
+    write_run(tmp_path, info, tables)
+    assert RunInfo.load(tmp_path) == info
+    assert read_tables(tmp_path) == tables
+    bench_md = (tmp_path / "bench.md").read_text()
+    assert bench_md.startswith("# Benchmark 20261202-040004\n\nOne run, 2 CPU cores")
+    assert "| served / fp32 ceiling | 0.66 | goal >= 0.9 |" in bench_md
