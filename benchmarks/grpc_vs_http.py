@@ -31,8 +31,9 @@ import requests
 
 from benchmarks.cpu import cpu_split
 from benchmarks.harness import server
+from serving.connection import Connection
 from serving.grpc_client import GrpcClient, GrpcError
-from serving.server import Connection, server_pid
+from serving.lifecycle import server_pid
 from training.data import load_sentiment
 
 ROOT = Path(__file__).resolve().parent.parent

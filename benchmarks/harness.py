@@ -21,7 +21,9 @@ import yaml
 from benchmarks.cpu import cpu_split
 from loadtest import metrics, report
 from loadtest import run as loadtest
-from serving.server import Connection, ServerConfig, server_pid, start, stop
+from serving.connection import Connection
+from serving.lifecycle import server_pid, start, stop
+from serving.server_config import ServerConfig
 from training.archive import archive_info, model_config_path
 
 

@@ -52,7 +52,9 @@ from benchmarks.streams import follow_up_first_chunks, single_stream_latency
 from loadtest import report
 from models.classifier import SentimentPredictor
 from models.generation import Generator
-from serving.server import DEFAULT_MODELS, Connection, missing_archives
+from serving.connection import Connection
+from serving.lifecycle import missing_archives
+from serving.server_config import DEFAULT_MODELS
 from training.archive import build_archive, unpack_archive
 from training.data import load_sentiment, load_text, split_text
 from training.evaluate_lm import load_lm, score_text

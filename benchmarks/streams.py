@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from serving.client import generate, generate_stream
-from serving.server import Connection
+from serving.connection import Connection
 
 FOLLOW_UP = "\nROMEO:\n"  # the new line of a conversation's next turn
 

@@ -36,7 +36,8 @@ from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 from loadtest.payloads import conversation_turns, generation_payload, prompts, sentences
 from loadtest.report import FINAL_FAILURES, FINAL_STATS, FIRST_CHUNK
 from serving.client import ClientError, generate_stream
-from serving.server import DEFAULT_RUN_DIR, Connection
+from serving.connection import Connection
+from serving.server_config import DEFAULT_RUN_DIR
 
 WEIGHTS = {"classify": 3, "generate": 1, "stream": 1, "converse": 1}
 TIMEOUT_S = 130.0  # longer than TorchServe's 120 s response timeout: the server decides

@@ -165,7 +165,7 @@ def _main() -> None:
     if len(sys.argv) > 1:
         url = sys.argv[1]
     else:
-        from serving.server import Connection
+        from serving.connection import Connection
 
         url = Connection.from_run_dir().metrics_url
     for (name, model), value in sorted(parse_counters(scrape(url)).items()):

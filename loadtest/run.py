@@ -25,16 +25,9 @@ import requests
 from handlers import registry
 from loadtest import report
 from loadtest.metrics import scrape, settled_counters
-from serving.server import (
-    DEFAULT_RUN_DIR,
-    ROOT,
-    Connection,
-    ServerConfig,
-    ServerError,
-    server_pid,
-    start,
-    stop,
-)
+from serving.connection import Connection
+from serving.lifecycle import server_pid, start, stop
+from serving.server_config import DEFAULT_RUN_DIR, ROOT, ServerConfig, ServerError
 
 LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
 SCENARIOS = {

@@ -28,7 +28,8 @@ from typing import Any
 
 import requests
 
-from serving.server import DEFAULT_RUN_DIR, Connection, ServerError
+from serving.connection import Connection
+from serving.server_config import DEFAULT_RUN_DIR, ServerError
 
 URL_ENV = "RNN_SERVE_URL"
 KEY_ENV = "RNN_SERVE_KEY"

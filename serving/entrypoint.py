@@ -4,7 +4,7 @@
 
 TorchServe's own `--start` daemonizes and returns at once, but a container (and Kubernetes)
 needs one process that lives exactly as long as the server and reacts to signals. This is it:
-it starts the server through serving.server (the code `make serve` runs, so container and
+it starts the server through serving.lifecycle (the code `make serve` runs, so container and
 checkout behave alike), waits until every worker is READY, says where the keys are, then
 watches the server's pid. SIGTERM or SIGINT (`docker stop`, a pod deletion, Ctrl-C) stops the
 server gracefully and exits 0; a server that dies on its own exits 2, a start that fails
@@ -39,18 +39,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
-from serving.server import (
-    DEFAULT_MODELS,
-    DEFAULT_RUN_DIR,
-    KEY_FILE,
-    PID_FILE,
-    ServerConfig,
-    ServerError,
-    log_hint,
-    server_pid,
-    start,
-    stop,
-)
+from serving.connection import KEY_FILE
+from serving.lifecycle import PID_FILE, log_hint, server_pid, start, stop
+from serving.server_config import DEFAULT_MODELS, DEFAULT_RUN_DIR, ServerConfig, ServerError
 
 PREFIX = "RNN_SERVE_"
 RUN_DIR_VARIABLE = PREFIX + "RUN_DIR"
@@ -78,7 +69,7 @@ def run_dir_from_env(env: Mapping[str, str] = os.environ) -> Path:
 
 
 def config_from_env(env: Mapping[str, str] = os.environ) -> ServerConfig:
-    """A ServerConfig from RNN_SERVE_* variables; unset ones keep serving.server's defaults.
+    """A ServerConfig from RNN_SERVE_* variables; unset ones keep ServerConfig's defaults.
 
     Auth is on unless the variable says exactly `off`: a typo must not open the server.
     """
@@ -136,7 +127,7 @@ def clear_stale_pid_file(run_dir: Path) -> bool:
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return False  # no /proc to ask: leave the decision to serving.server
+        return False  # no /proc to ask: leave the decision to serving.lifecycle
     if b"org.pytorch.serve" in command:
         return False
     (Path(run_dir) / "tmp" / PID_FILE).unlink(missing_ok=True)

@@ -52,7 +52,8 @@ from typing import Any
 import grpc
 from google.protobuf import empty_pb2
 
-from serving.server import DEFAULT_RUN_DIR, Connection, ServerError
+from serving.connection import Connection
+from serving.server_config import DEFAULT_RUN_DIR, ServerError
 
 ROOT = Path(__file__).resolve().parent.parent
 STUBS_ENV = "RNN_SERVE_GRPC_STUBS"  # where the generated stubs go (default: runs/grpc-stubs)

@@ -21,15 +21,10 @@ from pathlib import Path
 import requests
 
 from handlers import drain
+from serving.connection import Connection, served_models, worker_states
 from serving.entrypoint import run_dir_from_env
-from serving.server import (
-    DRAIN_DIR,
-    Connection,
-    ServerError,
-    served_models,
-    server_pid,
-    worker_states,
-)
+from serving.lifecycle import DRAIN_DIR, server_pid
+from serving.server_config import ServerError
 
 
 def check(run_dir: Path) -> tuple[bool, str]:

@@ -2,7 +2,7 @@
 
 TorchServe keeps retrying a worker whose handler fails to load and answers "not READY" for
 as long as one waits; a truncated archive it skips with a warning. Its logs say why within a
-second or two, so `serving.server.start` reads them while it waits and stops with the reason
+second or two, so `serving.lifecycle.start` reads them while it waits and stops with the reason
 instead of timing out minutes later. The patterns are TorchServe 0.12's log lines (tested
 against a real TorchServe in tests/integration/test_startup_failures.py).
 """

@@ -10,8 +10,8 @@ folder is `config/config.properties` + `model-store/<name>.mar`. Its KServe wrap
 KServe routes to, on port 8080) reads the model names from `model_snapshot` and forwards each
 request to TorchServe on port 8085 of the same container.
 
-The config is our own serving/config.properties rendered by serving.server (same queue bound,
-request limits, no model-registration API), changed only where KServe needs it:
+The config is our own serving/config.properties rendered by serving.server_config (same queue
+bound, request limits, no model-registration API), changed only where KServe needs it:
 
 - TorchServe on 8085 (inference and management), bound to loopback by default: the wrapper is
   in the same container, and it sends no keys, so token authorization must be off here and
@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from serving.server import DEFAULT_MODELS, ROOT, ServerConfig
+from serving.server_config import DEFAULT_MODELS, ROOT, ServerConfig
 from training.archive import archive_info
 
 MOUNT = Path("/mnt/models")  # where KServe's storage initializer puts storageUri

@@ -19,7 +19,9 @@ import pytest
 import requests
 
 from models.generation import Generator
-from serving.server import Connection, ServerConfig, start, stop
+from serving.connection import Connection
+from serving.lifecycle import start, stop
+from serving.server_config import ServerConfig
 from training.archive import build_archive, packed_quantize, unpack_archive
 
 ROOT = Path(__file__).resolve().parents[2]

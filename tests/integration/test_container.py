@@ -21,16 +21,10 @@ import pytest
 import requests
 
 from handlers import drain
+from serving.connection import KEY_FILE, Connection
 from serving.entrypoint import EXIT_SERVER_DIED, EXIT_START_FAILED, PORTS, PREFIX
-from serving.server import (
-    DRAIN_DIR,
-    KEY_FILE,
-    PID_FILE,
-    Connection,
-    free_ports,
-    server_pid,
-    stop,
-)
+from serving.lifecycle import DRAIN_DIR, PID_FILE, server_pid, stop
+from serving.server_config import free_ports
 
 from .conftest import freeze, thaw, worker_pids
 

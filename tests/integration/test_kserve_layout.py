@@ -20,7 +20,9 @@ import yaml
 
 from deploy.kserve.layout import CONFIG_DIR, SNAPSHOT_SETTINGS, STORE_DIR, lay_out, set_properties
 from handlers import registry
-from serving.server import Connection, _environment, free_ports, stop
+from serving.connection import Connection
+from serving.lifecycle import _environment, stop
+from serving.server_config import free_ports
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from loadtest import report
-from serving.server import free_ports, server_pid
+from serving.lifecycle import server_pid
+from serving.server_config import free_ports
 from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.integration

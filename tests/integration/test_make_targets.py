@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from serving.client import Client
-from serving.server import free_ports, server_pid, stop
+from serving.lifecycle import server_pid, stop
+from serving.server_config import free_ports
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ import requests
 from handlers import drain
 from loadtest import metrics
 from serving.healthcheck import check
-from serving.server import DRAIN_DIR, PID_FILE, alive, server_pid, stop
+from serving.lifecycle import DRAIN_DIR, PID_FILE, alive, server_pid, stop
 
 from .conftest import freeze, launch, thaw, worker_pids
 

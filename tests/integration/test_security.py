@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from serving.server import KEY_FILE
+from serving.connection import KEY_FILE
 
 pytestmark = pytest.mark.integration
 

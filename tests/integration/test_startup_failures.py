@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from serving.server import ServerConfig, ServerError, server_pid, start
+from serving.lifecycle import server_pid, start
+from serving.server_config import ServerConfig, ServerError
 from training.archive import build_archive, model_config_path
 
 pytestmark = pytest.mark.integration

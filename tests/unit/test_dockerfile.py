@@ -22,9 +22,18 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = (ROOT / "Dockerfile", ROOT / "deploy" / "kserve" / "Dockerfile")
 LOCAL_PACKAGES = {"models", "handlers", "serving", "training", "deploy"}
-# What the image runs: the entrypoint and health check, and the archives' handler code.
+# What the image runs: the entrypoint and health check with the server modules they start and
+# ask it through, and the archives' handler code.
 SERVED_CODE = (
-    ["serving/server.py", "serving/entrypoint.py", "serving/healthcheck.py"]
+    [
+        "serving/entrypoint.py",
+        "serving/healthcheck.py",
+        "serving/server.py",
+        "serving/server_config.py",
+        "serving/connection.py",
+        "serving/lifecycle.py",
+        "serving/startup_failures.py",
+    ]
     + [str(p.relative_to(ROOT)) for p in (ROOT / "handlers").rglob("*.py")]
     + [f"models/{p.name}" for p in (ROOT / "models").glob("*.py")]
 )

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from serving.entrypoint import SettingsError, clear_stale_pid_file, config_from_env
-from serving.server import DEFAULT_MODELS, PID_FILE, ServerConfig
+from serving.lifecycle import PID_FILE
+from serving.server_config import DEFAULT_MODELS, ServerConfig
 
 
 def test_defaults_keep_keys_on_and_loopback_outside_the_image():

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from serving.server import ROOT
+from serving.server_config import ROOT
 
 
 def run(*command: str, **env: str) -> subprocess.CompletedProcess:

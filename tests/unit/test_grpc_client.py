@@ -10,7 +10,7 @@ import pytest
 
 from serving import grpc_client
 from serving.grpc_client import GrpcClient, GrpcError
-from serving.server import free_ports
+from serving.server_config import free_ports
 
 
 def test_the_installed_jar_holds_the_inference_proto():

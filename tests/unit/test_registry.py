@@ -43,7 +43,7 @@ def test_each_trainer_and_load_user_exists(model):
 
 def test_consumers_follow_the_registry():
     from loadtest.run import MODEL_OF, SCENARIOS
-    from serving.server import DEFAULT_MODELS
+    from serving.server_config import DEFAULT_MODELS
     from training.archive import model_config_path
 
     assert registry.names() == DEFAULT_MODELS
