@@ -6,7 +6,8 @@
 Each candidate is archived with its own model-config, served, and saturated by Locust for the
 same time, in ``--repeats`` interleaved rounds (median and spread reported, since this
 machine's runs differ by tens of percent); the table goes to runs/layout/<time>/layout.md.
-The winner is then written by hand into serving/<model>-config.yaml (the one source of truth).
+The winner is then written by hand into handlers/<model>/model-config.yaml (the one source
+of truth).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ CANDIDATES = {
         {"workers": 2, "threads": 1, "batchSize": 32, "maxBatchDelay": 5},
         {"workers": 2, "threads": 1, "batchSize": 8, "maxBatchDelay": 2},
     ],
-    # Continuous batching: one worker (see serving/lm-config.yaml); what is left to choose is
+    # Continuous batching: one worker (see handlers/lm/model-config.yaml); what is left to choose is
     # its threads, a helper decode process or not, how many rows it decodes together and how
     # many tokens per handler call.
     "lm": [

@@ -10,10 +10,10 @@ The protocol is two kinds of file in one folder shared by the stopper and the wo
   is finished, and the server can be stopped without cutting one off.
 
 A worker checks the flag only after taking its lock, so no batch slips between the two.
-Pure Python and free of TorchServe: handlers use `DrainGate`, `serving.server` uses `drain`.
+Pure Python and free of TorchServe: handlers use `DrainGate`, `serving.lifecycle` uses `drain`.
 It lives in handlers/ because its busy side runs in the worker: it ships inside each model
 archive (a .mar carries handlers/ and models/) and the handler takes the lock around every
-batch. serving.server only raises the flag and waits for the locks, for which the serving
+batch. serving.lifecycle only raises the flag and waits for the locks, for which the serving
 image copies just this file.
 """
 
@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-DRAIN_DIR_ENV = "RNN_SERVE_DRAIN_DIR"  # set by serving.server for TorchServe and its workers
+DRAIN_DIR_ENV = "RNN_SERVE_DRAIN_DIR"  # set by serving.lifecycle for TorchServe and its workers
 FLAG = "draining"
 LOCK_GLOB = "worker-*.lock"
 
@@ -47,7 +47,7 @@ class DrainGate:
 
     @classmethod
     def from_environment(cls) -> DrainGate:
-        """The gate of the server this worker belongs to; a no-op outside `serving.server`."""
+        """The gate of the server this worker belongs to; a no-op outside `serving.lifecycle`."""
         return cls(os.environ.get(DRAIN_DIR_ENV))
 
     @contextmanager
