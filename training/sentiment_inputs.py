@@ -13,7 +13,7 @@ import json
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,7 @@ class TransferSet:
     extra_rows: list[list[int]]
     logits: torch.Tensor
     facts: dict[str, Any]
+    word_vectors: torch.Tensor | None = None  # [V, teacher_vectors] rows to append, or None
 
 
 def teacher_transfer_set(
@@ -96,31 +97,40 @@ def teacher_transfer_set(
             sentence_ids, tokenizer.words, neighbours, options.augment_copies, options.seed
         )
     texts = list(phrases) + [c.text for c in copies]
-    key = _cache_key(options, sentences, texts)
+    words = list(tokenizer.words) if options.teacher_vectors > 0 else []
+    key = _cache_key(options, sentences, [*texts, "\0", *words])
     cached = Path(options.teacher_cache) / f"{key}.pt" if options.teacher_cache else None
     if cached is not None and cached.exists():
         stored = torch.load(cached, weights_only=True)
-        logits, teacher_facts = stored["logits"], json.loads(stored["facts"])
     else:
-        logits, teacher_facts = _run_teacher(
-            options, texts, sentences, sentence_labels, dev_sentences
-        )
+        stored = _run_teacher(options, texts, words, sentences, sentence_labels, dev_sentences)
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=cached.parent, delete=False) as handle:
-                torch.save({"logits": logits, "facts": json.dumps(teacher_facts)}, handle)
+                torch.save(stored, handle)
             Path(handle.name).replace(cached)
     facts = {
-        **teacher_facts,
+        **json.loads(stored["facts"]),
         "transfer_rows": len(texts),
         "augmented_rows": len(copies),
         "transfer_seconds": round(time.perf_counter() - started, 1),
     }
-    return TransferSet([c.ids for c in copies], logits, facts)
+    return TransferSet([c.ids for c in copies], stored["logits"], facts, stored.get("vectors"))
 
 
-def _run_teacher(options, texts, sentences, labels, dev_sentences):
-    from training.teacher import Teacher, fine_tune, teacher_logits
+def with_teacher_vectors(reader: Reader, vectors: torch.Tensor) -> Reader:
+    """The reader's embedding rows widened by the teacher's word vectors, at GloVe's spread
+    (the archive then carries ``embed_dim`` + ``teacher_vectors`` columns; serving is unchanged)."""
+    if reader.embeddings is None:
+        raise ValueError("--teacher-vectors widens the GloVe rows: needs --tokenizer words")
+    scaled = vectors * reader.embeddings[2:].std()
+    scaled[reader.tokenizer.pad_id] = 0.0
+    return replace(reader, embeddings=torch.cat([reader.embeddings, scaled], dim=1))
+
+
+def _run_teacher(options, texts, words, sentences, labels, dev_sentences) -> dict[str, Any]:
+    """The teacher's logits on ``texts`` and, for ``words``, its reduced word vectors."""
+    from training.teacher import Teacher, fine_tune, teacher_logits, word_vectors
 
     started = time.perf_counter()
     key = _cache_key(options, sentences, [])
@@ -144,17 +154,22 @@ def _run_teacher(options, texts, sentences, labels, dev_sentences):
     tuned = time.perf_counter() - started
     dev_logits = teacher_logits(teacher, dev_sentences, progress=False)
     logits = teacher_logits(teacher, texts, progress=options.progress)
+    stored: dict[str, Any] = {"logits": logits}
+    if words:
+        stored["vectors"] = word_vectors(teacher, words, options.teacher_vectors)
     facts = {
         "teacher_minutes": round(tuned / 60, 2),
         "teacher_label_minutes": round((time.perf_counter() - started - tuned) / 60, 2),
         "teacher_dev_predictions": dev_logits.argmax(1).tolist(),
     }
-    return logits, facts
+    return {**stored, "facts": json.dumps(facts)}
 
 
 def _cache_key(options: Any, sentences: Sequence[str], texts: Sequence[str]) -> str:
     digest = hashlib.sha256()
     settings = (options.teacher_epochs, options.teacher_lr, options.seed, options.teacher_source)
+    if options.teacher_vectors:
+        settings = (*settings, options.teacher_vectors)
     digest.update(json.dumps(settings).encode())
     for text in (*sentences, "\0", *texts):
         digest.update(text.encode() + b"\n")

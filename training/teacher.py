@@ -90,12 +90,14 @@ class Teacher(nn.Module):
             return_tensors="pt",
         )
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def pooled(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         mask = batch["attention_mask"]
         hidden = self.encoder(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
         weights = mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
-        return self.head(self.dropout(pooled))
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.head(self.dropout(self.pooled(batch)))
 
 
 def fine_tune(
@@ -164,6 +166,22 @@ def teacher_logits(
         with autocast(precision, torch.device("cpu")):
             out[rows] = teacher(teacher.encode([texts[i] for i in rows])).float()
     return out
+
+
+@torch.inference_mode()
+def word_vectors(teacher: Teacher, words: Sequence[str], dims: int) -> torch.Tensor:
+    """[len(words), dims]: the fine-tuned encoder's pooled reading of each word alone, reduced
+    by PCA and scaled to unit spread. GloVe's 50 dimensions come from co-occurrence and put
+    `good` beside `bad`; these come from a model that has just learnt what a word does to a
+    sentence's sentiment, so a word the phrases never labelled still starts near its kind."""
+    teacher.eval()
+    rows = torch.empty(len(words), ENCODER_SHAPE["hidden_size"])
+    for rows_at in batch_order([len(w) for w in words], 512, None):
+        rows[rows_at] = teacher.pooled(teacher.encode([words[i] for i in rows_at])).float()
+    centred = rows - rows.mean(0)
+    _, _, basis = torch.pca_lowrank(centred, q=dims, center=False)
+    reduced = centred @ basis[:, :dims]
+    return reduced / reduced.std()
 
 
 def _main() -> None:

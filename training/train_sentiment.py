@@ -47,6 +47,7 @@ from training.sentiment_inputs import (
     make_reader,
     teacher_transfer_set,
     training_targets,
+    with_teacher_vectors,
 )
 
 TOKENIZERS = ("words", "unigram", "bpe")
@@ -104,6 +105,7 @@ class TrainOptions:
     teacher_lr: float = 5e-5
     teacher_cache: str | None = None  # a folder keeping teacher logits between runs
     augment_copies: int = 3  # perturbed copies of each training sentence, teacher-labelled
+    teacher_vectors: int = 0  # columns of the teacher's word vectors added to GloVe's (0: none)
     distill_weight: float = 0.5  # share of the loss that imitates the teacher's logits
     epochs: int = 3
     batch_size: int = 64
@@ -201,6 +203,8 @@ def train(options: TrainOptions) -> dict[str, Any]:
                 teacher_data["label"],
                 dev["sentence"],
             )
+            if transfer.word_vectors is not None:
+                reader = with_teacher_vectors(reader, transfer.word_vectors)
         config, state, metrics = _fit(options, reader, train_split, dev, transfer)
         metrics["seconds"] = round(time.perf_counter() - started, 1)
         save_artifact(
@@ -314,6 +318,7 @@ def _build_model(options: TrainOptions, reader: Reader) -> tuple[RecurrentClassi
         vocab_size=reader.tokenizer.vocab_size,
         num_classes=len(LABELS),
         pad_id=reader.tokenizer.pad_id,
+        **({} if reader.embeddings is None else {"embed_dim": reader.embeddings.shape[1]}),
     )
     model = RecurrentClassifier(config)
     if reader.embeddings is not None:

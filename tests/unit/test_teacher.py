@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from training.sentiment_inputs import make_reader, teacher_transfer_set
+from training.sentiment_inputs import make_reader, teacher_transfer_set, with_teacher_vectors
 from training.teacher import fine_tune, teacher_logits
 from training.train_sentiment import TrainOptions
 
@@ -48,3 +48,23 @@ def test_transfer_set_labels_phrases_and_copies_and_is_cached(tmp_path: Path) ->
     again = teacher_transfer_set(options, reader, phrases, SENTENCES, LABELS, SENTENCES)
     assert torch.equal(again.logits, first.logits)
     assert again.extra_rows == first.extra_rows
+
+
+def test_teacher_vectors_widen_the_glove_rows(tmp_path: Path) -> None:
+    options = replace(
+        TrainOptions(),
+        extra_words=100,
+        teacher_epochs=0.5,
+        augment_copies=0,
+        teacher_vectors=8,
+        progress=False,
+    )
+    reader = make_reader(options, SENTENCES, tmp_path)
+    transfer = teacher_transfer_set(options, reader, SENTENCES, SENTENCES, LABELS, SENTENCES)
+    assert transfer.word_vectors.shape == (reader.tokenizer.vocab_size, 8)
+    wide = with_teacher_vectors(reader, transfer.word_vectors)
+    assert wide.embeddings.shape == (reader.tokenizer.vocab_size, 50 + 8)
+    assert torch.equal(wide.embeddings[:, :50], reader.embeddings)  # GloVe's columns untouched
+    assert not wide.embeddings[reader.tokenizer.pad_id].any()  # padding stays a zero row
+    spread = wide.embeddings[2:, 50:].std() / reader.embeddings[2:].std()
+    assert 0.5 < spread < 2.0  # the new columns at GloVe's scale
