@@ -27,7 +27,13 @@ from loadtest import report
 from loadtest.metrics import scrape, settled_counters
 from serving.connection import Connection
 from serving.lifecycle import server_pid, start, stop
-from serving.server_config import DEFAULT_RUN_DIR, ROOT, ServerConfig, ServerError
+from serving.server_config import (
+    DEFAULT_RUN_DIR,
+    ROOT,
+    ServerConfig,
+    ServerError,
+    add_server_arguments,
+)
 
 LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
 SCENARIOS = {
@@ -61,11 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="server run folder")
     parser.add_argument("--out", type=Path, default=None, help="run folder for the results")
     started = parser.add_argument_group("when no server is running, start one with")
-    started.add_argument("--model-store", type=Path, default=ServerConfig.model_store)
-    started.add_argument("--inference-port", type=int, default=ServerConfig.inference_port)
-    started.add_argument("--management-port", type=int, default=ServerConfig.management_port)
-    started.add_argument("--metrics-port", type=int, default=ServerConfig.metrics_port)
-    started.add_argument("--auth", choices=("on", "off"), default="on")
+    add_server_arguments(started)
     started.add_argument(
         "--server-option",
         action="append",
@@ -87,16 +89,8 @@ def ensure_server(args: argparse.Namespace, models: tuple[str, ...]) -> tuple[Co
                 raise ServerError(f"the server from {args.run_dir} lacks {model}: {exc}") from exc
         return connection, False
     print(f"no server running from {args.run_dir}: starting one with {', '.join(models)}")
-    config = ServerConfig(
-        model_store=args.model_store,
-        run_dir=args.run_dir,
-        inference_port=args.inference_port,
-        management_port=args.management_port,
-        metrics_port=args.metrics_port,
-        auth=args.auth == "on",
-        models=models,
-        overrides=dict(option.split("=", 1) for option in args.server_option),
-    )
+    overrides = dict(option.split("=", 1) for option in args.server_option)
+    config = ServerConfig.from_arguments(args, models=models, overrides=overrides)
     return start(config), True
 
 

@@ -19,7 +19,13 @@ from pathlib import Path
 
 from serving.connection import KEY_FILE
 from serving.lifecycle import server_pid, start, stop
-from serving.server_config import DEFAULT_MODELS, DEFAULT_RUN_DIR, ServerConfig, ServerError
+from serving.server_config import (
+    DEFAULT_MODELS,
+    DEFAULT_RUN_DIR,
+    ServerConfig,
+    ServerError,
+    add_server_arguments,
+)
 
 
 def main() -> None:
@@ -28,12 +34,8 @@ def main() -> None:
     )
     parser.add_argument("action", choices=("start", "stop", "status"))
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
-    parser.add_argument("--model-store", type=Path, default=ServerConfig.model_store)
     parser.add_argument("--host", default=ServerConfig.host)
-    parser.add_argument("--inference-port", type=int, default=ServerConfig.inference_port)
-    parser.add_argument("--management-port", type=int, default=ServerConfig.management_port)
-    parser.add_argument("--metrics-port", type=int, default=ServerConfig.metrics_port)
-    parser.add_argument("--auth", choices=("on", "off"), default="on")
+    add_server_arguments(parser)
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
     args = parser.parse_args()
     if args.action == "stop":
@@ -43,16 +45,8 @@ def main() -> None:
         pid = server_pid(args.run_dir)
         print(f"running (pid {pid})" if pid else "not running")
         sys.exit(0 if pid else 1)
-    config = ServerConfig(
-        model_store=args.model_store,
-        run_dir=args.run_dir,
-        host=args.host,
-        inference_port=args.inference_port,
-        management_port=args.management_port,
-        metrics_port=args.metrics_port,
-        auth=args.auth == "on",
-        models=tuple(m for m in args.models.split(",") if m),
-    )
+    models = tuple(m for m in args.models.split(",") if m)
+    config = ServerConfig.from_arguments(args, host=args.host, models=models)
     started = time.monotonic()
     try:
         connection = start(config)

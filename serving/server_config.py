@@ -65,6 +65,19 @@ class ServerConfig:
         names = (*PORT_ROLES, "initial_worker_port")
         return cls(**dict(zip(names, free_ports(len(names)), strict=True)), **settings)
 
+    @classmethod
+    def from_arguments(cls, args: Any, **settings: Any) -> ServerConfig:
+        """A config from `add_server_arguments`' flags (and ``--run-dir``), plus ``settings``."""
+        return cls(
+            model_store=args.model_store,
+            run_dir=args.run_dir,
+            inference_port=args.inference_port,
+            management_port=args.management_port,
+            metrics_port=args.metrics_port,
+            auth=args.auth == "on",
+            **settings,
+        )
+
     def render(self) -> str:
         text = CONFIG_TEMPLATE.read_text().format(
             host=self.host,
@@ -110,3 +123,13 @@ def check_ports(config: ServerConfig) -> None:
                     f"port {port} ({what}) on {config.host} is already in use ({exc.strerror}): "
                     "stop what holds it or choose another port"
                 ) from exc
+
+
+def add_server_arguments(parser: Any) -> None:
+    """The flags that say where a server's archives are and where it listens (`make serve`'s
+    and `make loadtest`'s); `ServerConfig.from_arguments` reads them back."""
+    parser.add_argument("--model-store", type=Path, default=ServerConfig.model_store)
+    parser.add_argument("--inference-port", type=int, default=ServerConfig.inference_port)
+    parser.add_argument("--management-port", type=int, default=ServerConfig.management_port)
+    parser.add_argument("--metrics-port", type=int, default=ServerConfig.metrics_port)
+    parser.add_argument("--auth", choices=("on", "off"), default="on")
