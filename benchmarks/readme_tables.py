@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 
 from benchmarks.results import BENCH_RUNS, ROOT, RUN_INFO, RunInfo, Table, newest_run, read_tables
+from handlers.api_docs import replace_marked
 
 README = ROOT / "README.md"
 FIGURE = ROOT / "docs" / "bench.png"
@@ -71,15 +72,6 @@ def run_caption(run: Path) -> str:
         f"{info.torch}, {info.minutes:.1f} minutes, arguments `{info.arguments or '(defaults)'}`, "
         f"commit {info.commit}.\n"
     )
-
-
-def replace_marked(text: str, tag: str, body: str) -> str:
-    """``body`` in place of what lies between the lines ``<!-- tag -->`` and ``<!-- /tag -->``."""
-    name = re.escape(tag)
-    pattern = re.compile(rf"(<!-- {name} -->\n).*?(<!-- /{name} -->)", re.S)
-    if not pattern.search(text):
-        raise ValueError(f"README.md lacks the markers <!-- {tag} --> ... <!-- /{tag} -->")
-    return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
 
 
 def render(text: str, run: Path) -> str:

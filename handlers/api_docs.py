@@ -23,12 +23,19 @@ def tables() -> dict[str, str]:
     return {e.marker: markdown_table(e.fields) for e in endpoints if e.fields}
 
 
+def replace_marked(text: str, tag: str, body: str) -> str:
+    """``body`` in place of what lies between the lines ``<!-- tag -->`` and ``<!-- /tag -->``
+    (the README's generated parts: these API tables, and `benchmarks.readme_tables`')."""
+    name = re.escape(tag)
+    pattern = re.compile(rf"(<!-- {name} -->\n).*?(<!-- /{name} -->)", re.S)
+    if not pattern.search(text):
+        raise ValueError(f"README.md lacks the markers <!-- {tag} --> ... <!-- /{tag} -->")
+    return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
+
+
 def render(text: str) -> str:
     for name, table in tables().items():
-        pattern = re.compile(rf"(<!-- api:{name} -->\n).*?(<!-- /api:{name} -->)", re.S)
-        if not pattern.search(text):
-            raise ValueError(f"README.md lacks the markers for {name}")
-        text = pattern.sub(lambda m, t=table: m.group(1) + t + "\n" + m.group(2), text)
+        text = replace_marked(text, f"api:{name}", table + "\n")
     return text
 
 
