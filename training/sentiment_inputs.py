@@ -98,7 +98,8 @@ def teacher_transfer_set(
         )
     texts = list(phrases) + [c.text for c in copies]
     words = list(tokenizer.words) if options.teacher_vectors > 0 else []
-    key = _cache_key(options, sentences, [*texts, "\0", *words])
+    vectors = [f"teacher vectors: {options.teacher_vectors}", *words] if words else []
+    key = _cache_key(options, sentences, [*texts, *vectors])
     cached = Path(options.teacher_cache) / f"{key}.pt" if options.teacher_cache else None
     if cached is not None and cached.exists():
         stored = torch.load(cached, weights_only=True)
@@ -168,8 +169,6 @@ def _run_teacher(options, texts, words, sentences, labels, dev_sentences) -> dic
 def _cache_key(options: Any, sentences: Sequence[str], texts: Sequence[str]) -> str:
     digest = hashlib.sha256()
     settings = (options.teacher_epochs, options.teacher_lr, options.seed, options.teacher_source)
-    if options.teacher_vectors:
-        settings = (*settings, options.teacher_vectors)
     digest.update(json.dumps(settings).encode())
     for text in (*sentences, "\0", *texts):
         digest.update(text.encode() + b"\n")
