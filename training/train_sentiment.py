@@ -4,11 +4,12 @@
     python -m training.train_sentiment --teacher-epochs 0 --out /tmp/s   # without the teacher
     python -m training.train_sentiment --profile tiny --out /tmp/tiny    # seconds, for tests
 
-The default student reads PTB-style words (`models.text`) starting from GloVe 6B 50d vectors,
-and learns from the 67k GLUE training phrases with their gold labels and from a teacher: a
-small pretrained encoder (all-MiniLM-L6-v2) fine-tuned on the 6,920 training sentences, whose
-logits on the phrases and on perturbed copies of the sentences the student imitates (Tang et
-al. 2019). The teacher and the vectors are training-time dependencies: the archive holds the
+The default student reads PTB-style words (`models.text`) starting from GloVe 6B 50d vectors
+widened by 50 columns of the teacher's own reading of each word, and learns from the 67k GLUE
+training phrases with their gold labels and from a teacher: a small pretrained encoder
+(all-MiniLM-L6-v2) fine-tuned on the 6,920 training sentences, whose logits on the phrases and
+on perturbed copies of the sentences the student imitates (Tang et al. 2019). The teacher and
+the vectors are training-time dependencies: the archive holds the
 BiLSTM, its vocabulary and the embedding rows of that vocabulary. The dev split of the same
 source is scored after every epoch and the best epoch is the one saved; SST-2's test split is
 never read. Metrics (dev accuracy, confusion matrix, per-epoch history, the teacher's own dev
@@ -55,8 +56,8 @@ TOKENIZERS = ("words", "unigram", "bpe")
 # Named settings that replace the defaults below before flags are applied.
 PROFILES: dict[str, dict[str, Any]] = {
     "default": {},
-    # Opt-in (`make models PROFILE=quality`): a teacher fine-tuned twice as long at twice the
-    # learning rate, twice the perturbed copies for it to label, and a fourth student epoch:
+    # Opt-in (`make models PROFILE=quality`): a teacher fine-tuned twice as long, twice the
+    # perturbed copies for it to label, and a fourth student epoch:
     # longer to train (each run prints its seconds and writes them to metrics.json). Measured
     # per seed in the README ("Models and their measured quality").
     "quality": dict(teacher_epochs=2.0, teacher_lr=1e-4, augment_copies=6, epochs=4),
@@ -102,10 +103,10 @@ class TrainOptions:
     word_dropout: float = 0.1  # share of training tokens replaced by the (zero) pad embedding
     teacher_source: str = "sst2"  # the sentences the teacher is fine-tuned on
     teacher_epochs: float = 1.0  # 0 trains without a teacher
-    teacher_lr: float = 5e-5
+    teacher_lr: float = 1e-4
     teacher_cache: str | None = None  # a folder keeping teacher logits between runs
     augment_copies: int = 3  # perturbed copies of each training sentence, teacher-labelled
-    teacher_vectors: int = 0  # columns of the teacher's word vectors added to GloVe's (0: none)
+    teacher_vectors: int = 50  # columns of the teacher's word vectors added to GloVe's (0: none)
     distill_weight: float = 0.5  # share of the loss that imitates the teacher's logits
     epochs: int = 3
     batch_size: int = 64
