@@ -140,6 +140,11 @@ def check_options(options: TrainOptions) -> None:
             raise ValueError(f"{name} must be one of {sorted(allowed)}, not {value!r}")
     if options.pretrained == "glove" and options.tokenizer != "words":
         raise ValueError("pretrained glove vectors need --tokenizer words")
+    if options.teacher_epochs > 0 and options.teacher_vectors > 0 and options.pretrained != "glove":
+        raise ValueError(
+            "--teacher-vectors widens the GloVe rows: needs --pretrained glove (and words), "
+            "or --teacher-vectors 0"
+        )
 
 
 @torch.inference_mode()

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import torch
 
 from training.sentiment_inputs import make_reader, teacher_transfer_set, with_teacher_vectors
 from training.teacher import fine_tune, teacher_logits
-from training.train_sentiment import TrainOptions
+from training.train_sentiment import TrainOptions, check_options
 
 SENTENCES = [
     "a gripping , funny movie",
@@ -68,3 +69,12 @@ def test_teacher_vectors_widen_the_glove_rows(tmp_path: Path) -> None:
     assert not wide.embeddings[reader.tokenizer.pad_id].any()  # padding stays a zero row
     spread = wide.embeddings[2:, 50:].std() / reader.embeddings[2:].std()
     assert 0.5 < spread < 2.0  # the new columns at GloVe's scale
+
+
+def test_teacher_vectors_without_glove_rows_fail_before_any_training() -> None:
+    """Both refusals come from check_options, not after minutes of fine-tuning the teacher."""
+    for changes in ({"tokenizer": "unigram", "pretrained": "none"}, {"pretrained": "none"}):
+        with pytest.raises(ValueError, match="--teacher-vectors"):
+            check_options(replace(TrainOptions(), **changes))
+    check_options(replace(TrainOptions(), pretrained="none", teacher_vectors=0))
+    check_options(replace(TrainOptions(), pretrained="none", teacher_epochs=0))
