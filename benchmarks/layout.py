@@ -36,16 +36,15 @@ CANDIDATES = {
         {"workers": 2, "threads": 1, "batchSize": 8, "maxBatchDelay": 2},
     ],
     # Continuous batching: one worker (see handlers/lm/model-config.yaml); what is left to choose is
-    # its threads, a helper decode process or not, how many rows it decodes together and how
-    # many tokens per handler call.
+    # its threads, a helper decode process or not, decoding ahead during the Java round trip or
+    # not, how many rows it decodes together and how many tokens per handler call.
     "lm": [
-        {**LM, "tokens_per_call": 16, "decode_processes": 1},
-        {**LM, "tokens_per_call": 16, "decode_processes": 2},
-        {**LM, "tokens_per_call": 32, "decode_processes": 2},
-        {**LM, "tokens_per_call": 8},
-        {**LM, "tokens_per_call": 32},
-        {**LM, "threads": 2, "tokens_per_call": 16},
-        {**LM, "batchSize": 96, "tokens_per_call": 16},
+        {**LM, "tokens_per_call": 16, "decode_processes": 2, "step_ahead": False},
+        {**LM, "tokens_per_call": 16, "decode_processes": 2, "step_ahead": True},
+        {**LM, "tokens_per_call": 8, "decode_processes": 2, "step_ahead": True},
+        {**LM, "tokens_per_call": 32, "decode_processes": 2, "step_ahead": True},
+        {**LM, "tokens_per_call": 16, "decode_processes": 1, "step_ahead": True},
+        {**LM, "batchSize": 96, "tokens_per_call": 16, "decode_processes": 2, "step_ahead": True},
     ],
 }
 SCENARIO = {"sentiment": "classify", "lm": "generation"}  # lm: half of the users stream

@@ -8,9 +8,8 @@ to the client as one more chunk, and ``context.stopping_criteria[i]`` says wheth
 is finished (True), continues (False), or was answered whole in this very call (None: a
 normal, unchunked response, which is the only kind that can carry an error status). So:
 
-- a new request is validated (a bad one gets its own 4xx at once), joins the decode loop,
-  and samples its first tokens in the same call; ``tokens_per_call`` tokens per call amortise
-  the Java<->Python round trip;
+- a new request is validated (a bad one gets its own 4xx at once) and joins the decode loop;
+  ``tokens_per_call`` tokens per call amortise the Java<->Python round trip;
 - a streaming row sends its new text as one NDJSON line per call that produced some (the
   first line carries the session id); a non-streaming row sends empty chunks and then its
   JSON answer (so its response is chunked once it runs past the first call);
@@ -19,6 +18,13 @@ normal, unchunked response, which is the only kind that can carry an error statu
 - the path after ``/predictions/lm/1.0/`` (TorchServe's ``url_path`` header) picks the API:
   none for ours, ``v1/completions`` and ``v1/models`` for OpenAI's (handlers/lm/openai_api.py);
   handlers/lm/replies.py shapes the answers of each.
+
+While TorchServe carries one call's answers to the clients and gathers the next call's jobs
+(the Java round trip, when the worker's Python waits on its socket), a thread already decodes
+the running rows' next ``tokens_per_call`` tokens (``step_ahead``): the next call answers
+from them at once. Rows that joined in that call start decoding in the step after it; an idle
+server (no running rows) still decodes a lone request in its own first call. Answers do not
+change: each row's tokens depend only on its own request and seed.
 
 One worker serves the model: TorchServe 0.12 holds the model's queue lock while an idle
 worker waits for its first job (Model.pollInferJob), so with two continuous-batching workers
@@ -30,6 +36,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -78,6 +85,9 @@ class LMHandler(BatchHandler):
         )
         self.jobs: dict[str, Job] = {}
         self.evictions_reported = 0
+        self.step_ahead = bool(options.get("step_ahead", True))
+        self.ahead: Future[dict[Any, Update]] | None = None
+        self.stepper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode-ahead")
 
     def parse(self, body: Any) -> LMRequest:
         return parse_generation(body)
@@ -93,6 +103,10 @@ class LMHandler(BatchHandler):
 
     def _fail_all(self, ids: list[str]) -> list[Any]:
         error = RequestError("request", INTERNAL_ERROR, 500)
+        try:
+            self._collect_ahead()  # no step may still run on the loops being replaced
+        except Exception:
+            logger.exception("the step ahead failed too")
         replies = []
         for rid in ids:
             job = self.jobs.get(rid)
@@ -105,21 +119,33 @@ class LMHandler(BatchHandler):
 
     def _handle(self, ids: list[str], data: list[dict[str, Any]]) -> list[Any]:
         started = time.perf_counter()
+        ahead = self._collect_ahead()
         self._abandon(set(self.jobs) - set(ids))
+        running = any(rid in self.jobs for rid in ids)
         self.call_tokens = self.call_failures = 0
         draining = self.drain_gate.enter()
         replies: list[Reply | None] = [
             None if rid in self.jobs else self._admit(index, rid, row, draining)
             for index, (rid, row) in enumerate(zip(ids, data, strict=True))
         ]
-        updates = self._step()
+        # Running rows were stepped while this call's jobs travelled; without any (an idle
+        # server), newcomers are decoded now so that their first call brings them tokens.
+        updates = ahead if ahead is not None and running else self._step()
         for index, rid in enumerate(ids):
             if replies[index] is None:
                 replies[index] = self._progress(rid, updates)
         if not self.rows:
             self.drain_gate.leave()  # nothing runs between calls: a stop may proceed
         self._record(replies, time.perf_counter() - started)
-        return self._respond(replies)
+        bodies = self._respond(replies)
+        if self.step_ahead and self.rows:
+            self.ahead = self.stepper.submit(self._step)
+        return bodies
+
+    def _collect_ahead(self) -> dict[Any, Update] | None:
+        """The updates of the step run since the last call, once it is done; None if none ran."""
+        ahead, self.ahead = self.ahead, None
+        return None if ahead is None else ahead.result()
 
     def _admit(self, index: int, rid: str, row: dict[str, Any], draining: bool) -> Reply | None:
         """Validate a new job and put it in the loop; a reply when it is refused or answered

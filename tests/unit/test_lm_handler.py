@@ -169,6 +169,26 @@ def test_a_helper_process_decoding_half_the_rows_changes_no_answer(handler, tmp_
     assert answers[0] == answers[1]  # how the text is cut into chunks may differ, not the text
 
 
+def test_stepping_ahead_between_calls_changes_no_answer(handler, tmp_path):
+    """With ``step_ahead`` the running rows' next tokens are decoded while the frontend is
+    busy; newcomers that join a running loop and a stream get the same text as without it."""
+    waiting = make_handler(tmp_path / "lm", step_ahead=False)
+    answers = []
+    for instance in (handler, waiting):
+        frontend = Frontend(instance)
+        for i in range(3):
+            frontend.submit(f"r{i}", {"prompt": "AB"[: i % 2 + 1], "max_new_tokens": 8, "seed": i})
+        frontend.call()
+        assert (instance.ahead is not None) == instance.step_ahead
+        frontend.submit("late", {"prompt": "C", "max_new_tokens": 5, "seed": 9})
+        frontend.submit("streamed", {"prompt": "D", "max_new_tokens": 7, "seed": 3, "stream": True})
+        frontend.run()
+        streamed = "".join(json.loads(b)["text"] for b in frontend.sent.pop("streamed") if b)
+        answers.append(({rid: sent[-1] for rid, sent in frontend.sent.items()}, streamed))
+        assert instance.rows == 0 and instance.ahead is None
+    assert answers[0] == answers[1] and len(answers[0][0]) == 4
+
+
 def test_a_dead_helper_process_fails_the_running_rows_and_is_replaced(tmp_path, handler):
     """The helper's running rows end with a 500, the worker's own rows finish; the next
     requests are served, by a new helper among others."""
