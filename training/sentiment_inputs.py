@@ -21,6 +21,7 @@ import torch
 
 from models.text import WordTokenizer
 from models.tokenizer import Tokenizer
+from training.teacher import TEACHER_RECIPE
 from training.tokenizer import train_tokenizer
 
 AnyTokenizer = Tokenizer | WordTokenizer
@@ -168,7 +169,13 @@ def _run_teacher(options, texts, words, sentences, labels, dev_sentences) -> dic
 
 def _cache_key(options: Any, sentences: Sequence[str], texts: Sequence[str]) -> str:
     digest = hashlib.sha256()
-    settings = (options.teacher_epochs, options.teacher_lr, options.seed, options.teacher_source)
+    settings = (
+        TEACHER_RECIPE,
+        options.teacher_epochs,
+        options.teacher_lr,
+        options.seed,
+        options.teacher_source,
+    )
     digest.update(json.dumps(settings).encode())
     for text in (*sentences, "\0", *texts):
         digest.update(text.encode() + b"\n")

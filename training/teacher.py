@@ -44,6 +44,9 @@ ENCODER_SHAPE = dict(
     max_position_embeddings=512,
 )
 MAX_PIECES = 128  # SST-2's longest sentence has ~70 pieces
+# Bump when fine-tuning changes what a seed produces, so cached teachers and labels
+# (--teacher-cache) are not reused across recipes. 2: length-bucketed batches.
+TEACHER_RECIPE = 2
 
 
 def encoder_dir() -> Path:
@@ -116,7 +119,7 @@ def fine_tune(
     device = torch.device("cpu")
     precision = resolve_precision(precision, device)
     teacher = Teacher()
-    optimizer = torch.optim.AdamW(teacher.parameters(), lr=lr, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(teacher.parameters(), lr=lr, weight_decay=0.01, fused=True)
     generator = torch.Generator().manual_seed(seed)
     per_epoch = math.ceil(len(texts) / batch_size)
     total = max(1, round(per_epoch * epochs))
@@ -124,12 +127,12 @@ def fine_tune(
     teacher.train()
     bar = tqdm(total=total, desc="fine-tune teacher", disable=not progress)
     step = 0
+    lengths = [len(t) for t in texts]
     while step < total:
-        order = torch.randperm(len(texts), generator=generator).tolist()
-        for start in range(0, len(order), batch_size):
+        # Length-bucketed batches: attention and feed-forward cost follow the padded length.
+        for rows in batch_order(lengths, batch_size, generator):
             if step >= total:
                 break
-            rows = order[start : start + batch_size]
             factor = min((step + 1) / warmup, (total - step) / max(total - warmup, 1))
             for group in optimizer.param_groups:
                 group["lr"] = lr * factor

@@ -40,6 +40,7 @@ from training.batching import batch_order
 from training.checkpoint import BestCheckpoint
 from training.data import LABELS, load_sentiment
 from training.distillation import distillation_loss
+from training.precision import PRECISIONS, autocast, resolve_precision
 from training.schedule import SHAPES, lr_factor
 from training.sentiment_inputs import (
     Reader,
@@ -56,11 +57,11 @@ TOKENIZERS = ("words", "unigram", "bpe")
 # Named settings that replace the defaults below before flags are applied.
 PROFILES: dict[str, dict[str, Any]] = {
     "default": {},
-    # Opt-in (`make models PROFILE=quality`): a teacher fine-tuned twice as long, twice the
-    # perturbed copies for it to label, and a fourth student epoch:
-    # longer to train (each run prints its seconds and writes them to metrics.json). Measured
-    # per seed in the README ("Models and their measured quality").
-    "quality": dict(teacher_epochs=2.0, teacher_lr=1e-4, augment_copies=6, epochs=4),
+    # Opt-in (`make models PROFILE=quality`): twice the perturbed copies for the teacher to
+    # label and a fourth student epoch: longer to train (each run prints its seconds and writes
+    # them to metrics.json). Measured per seed in the README ("Models and their measured
+    # quality").
+    "quality": dict(augment_copies=6, epochs=4),
     # Seconds on one core: for tests and `make models PROFILE=tiny`; learns little. It reads
     # words with GloVe rows like the default; the teacher has tests of its own.
     "tiny": dict(
@@ -102,7 +103,7 @@ class TrainOptions:
     embed_dropout: float = 0.2
     word_dropout: float = 0.1  # share of training tokens replaced by the (zero) pad embedding
     teacher_source: str = "sst2"  # the sentences the teacher is fine-tuned on
-    teacher_epochs: float = 1.0  # 0 trains without a teacher
+    teacher_epochs: float = 2.0  # 0 trains without a teacher
     teacher_lr: float = 1e-4
     teacher_cache: str | None = None  # a folder keeping teacher logits between runs
     augment_copies: int = 3  # perturbed copies of each training sentence, teacher-labelled
@@ -118,6 +119,7 @@ class TrainOptions:
     max_train: int | None = None  # use only the first N training rows (tests, quick checks)
     threads: int | None = None  # torch threads; None keeps torch's default
     device: str = "cpu"
+    precision: str = "auto"  # auto: bf16 autocast where the CPU has native bf16, else fp32
     progress: bool = True
     profile: str = "default"
 
@@ -134,6 +136,7 @@ def check_options(options: TrainOptions) -> None:
         "schedule": (options.schedule, SHAPES),
         "tokenizer": (options.tokenizer, TOKENIZERS),
         "pretrained": (options.pretrained, ("glove", "none")),
+        "precision": (options.precision, PRECISIONS),
     }
     for name, (value, allowed) in choices.items():
         if value not in allowed:
@@ -287,6 +290,8 @@ def _train_epoch(
     """One pass over ``batches``; returns the mean training loss per row."""
     model.train()
     pad = model.config.pad_id
+    device = torch.device(options.device)
+    precision = resolve_precision(options.precision, device)
     total, seen = 0.0, 0
     bar = tqdm(
         batches,
@@ -301,7 +306,8 @@ def _train_epoch(
             group["lr"] = group["base_lr"] * factor
         ids, lengths = pad_batch([targets.rows[i] for i in batch], pad)
         ids = drop_words(ids, lengths, options.word_dropout, pad)
-        logits = model(ids.to(options.device), lengths).float().cpu()
+        with autocast(precision, device):
+            logits = model(ids.to(device), lengths).float().cpu()
         loss = distillation_loss(
             logits, targets.gold[batch], targets.soft[batch], options.distill_weight
         )
@@ -341,7 +347,9 @@ def _optimizer(model: RecurrentClassifier, options: TrainOptions) -> torch.optim
         {"params": embedding, "base_lr": options.lr * options.embed_lr},
         {"params": rest, "base_lr": options.lr},
     ]
-    return torch.optim.AdamW(groups, lr=options.lr, weight_decay=options.weight_decay)
+    # fused: one kernel over all parameters; unfused, the update of the 2.7M-row embedding cost
+    # a large share of each step (`python -m benchmarks.student_step`).
+    return torch.optim.AdamW(groups, lr=options.lr, weight_decay=options.weight_decay, fused=True)
 
 
 def _metrics(options, best, history, rows, dev_rows, reader, transfer, dev_labels):

@@ -1,0 +1,108 @@
+"""The sentiment student's training step: fp32 or bf16 autocast, unfused or fused AdamW.
+
+    python -m benchmarks.student_step                  # the default student's shape
+    python -m benchmarks.student_step --hidden 256 --threads 1
+
+Times forward + backward + optimizer step of `RecurrentClassifier` on random word ids in
+batches shaped like the trainer's (length-sorted, so rows of one batch have nearly one
+length), for the four combinations, in interleaved rounds (median ms per step). Printed as
+ratios to the unfused fp32 step measured in the same run: the figure behind the trainer's
+`fused=True` and `--precision auto`. Quality at each setting is the trainer's business
+(`python -m training.train_sentiment --precision fp32 ...` against the default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import time
+
+import torch
+
+from models.classifier import ClassifierConfig, RecurrentClassifier
+from training.precision import autocast
+
+SETTINGS = [
+    (precision, fused) for precision, fused in itertools.product(("fp32", "bf16"), (False, True))
+]
+
+
+def step_ms(
+    model: RecurrentClassifier,
+    optimizer: torch.optim.Optimizer,
+    precision: str,
+    batches: list[tuple[torch.Tensor, torch.Tensor]],
+) -> float:
+    """Mean milliseconds of one full training step over ``batches``."""
+    started = time.perf_counter()
+    for ids, lengths in batches:
+        with autocast(precision, torch.device("cpu")):
+            logits = model(ids, lengths)
+        loss = logits.float().logsumexp(1).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return (time.perf_counter() - started) * 1000 / len(batches)
+
+
+def random_batches(
+    count: int, batch: int, vocab: int, lengths: list[int], seed: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of one nominal length each (cycling through ``lengths``), rows up to 2 shorter."""
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(count):
+        length = lengths[i % len(lengths)]
+        ids = torch.randint(1, vocab, (batch, length), generator=generator)
+        row_lengths = torch.randint(max(1, length - 2), length + 1, (batch,), generator=generator)
+        row_lengths[0] = length
+        out.append((ids, row_lengths))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vocab", type=int, default=35000)
+    parser.add_argument("--embed", type=int, default=100)
+    parser.add_argument("--hidden", type=int, default=192)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--lengths", default="4,8,12,20", help="comma-separated batch lengths")
+    parser.add_argument("--steps", type=int, default=20, help="steps per setting and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    config = ClassifierConfig(
+        vocab_size=args.vocab,
+        embed_dim=args.embed,
+        hidden_dim=args.hidden,
+        num_classes=2,
+        pad_id=0,
+    )
+    model = RecurrentClassifier(config).train()
+    lengths = [int(n) for n in args.lengths.split(",")]
+    batches = random_batches(args.steps, args.batch, args.vocab, lengths, seed=1)
+    optimizers = {
+        fused: torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused)
+        for fused in (False, True)
+    }
+    times: dict[tuple[str, bool], list[float]] = {setting: [] for setting in SETTINGS}
+    for _ in range(args.rounds):
+        for precision, fused in SETTINGS:
+            step_ms(model, optimizers[fused], precision, batches[:2])  # warm-up
+            times[precision, fused].append(step_ms(model, optimizers[fused], precision, batches))
+    base = statistics.median(times["fp32", False])
+    print(
+        f"student {args.hidden}x2 BiLSTM, embedding {args.vocab}x{args.embed}, batch "
+        f"{args.batch}, lengths {lengths}, {args.threads} threads, {args.rounds} rounds"
+    )
+    for precision, fused in SETTINGS:
+        ms = statistics.median(times[precision, fused])
+        label = f"{precision} {'fused' if fused else 'unfused'} AdamW"
+        print(f"  {label:<22} {ms:7.1f} ms/step  {base / ms:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()
