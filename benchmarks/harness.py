@@ -36,10 +36,18 @@ def served_settings(name: str, model_store: Path | None = None) -> dict[str, Any
 
 
 @contextmanager
-def server(store: Path, models: tuple[str, ...], run_dir: Path) -> Iterator[Connection]:
+def server(
+    store: Path,
+    models: tuple[str, ...],
+    run_dir: Path,
+    overrides: dict[str, str] | None = None,
+) -> Iterator[Connection]:
     """A TorchServe serving ``models`` from ``store`` on free ports, stopped on leaving (so a
-    failed measurement leaves no server behind to slow the next one)."""
-    config = ServerConfig.on_free_ports(model_store=store, run_dir=run_dir, models=models)
+    failed measurement leaves no server behind to slow the next one); ``overrides`` are extra
+    config.properties lines."""
+    config = ServerConfig.on_free_ports(
+        model_store=store, run_dir=run_dir, models=models, overrides=overrides or {}
+    )
     connection = start(config, timeout=300)
     try:
         yield connection

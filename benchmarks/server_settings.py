@@ -14,21 +14,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.harness import half_saturation, locust
+from benchmarks.harness import half_saturation, locust, server
 from benchmarks.results import ROOT
-from serving.lifecycle import start, stop
-from serving.server_config import ServerConfig
 
 ENDPOINT = "/predictions/sentiment"
 
 
 def measure(store: Path, run_dir: Path, overrides: dict[str, str], seconds: int) -> str:
     """One server: saturated, then at about half that rate; a line of figures."""
-    config = ServerConfig.on_free_ports(
-        model_store=store, run_dir=run_dir, models=("sentiment",), overrides=overrides
-    )
-    start(config, timeout=300)
-    try:
+    with server(store, ("sentiment",), run_dir, overrides):
         saturated = locust(
             run_dir, run_dir / "saturated", "classify", 48, seconds, {"LOADTEST_MAX_WAIT": "0"}
         )
@@ -37,8 +31,6 @@ def measure(store: Path, run_dir: Path, overrides: dict[str, str], seconds: int)
         half = locust(
             run_dir, run_dir / "half", "classify", users, seconds, {"LOADTEST_MAX_WAIT": str(wait)}
         )["stats"][ENDPOINT]
-    finally:
-        stop(run_dir)
     cpu = saturated["cpu"]
     return (
         f"saturated {top.requests_per_s:.0f}/s p99 {top.p99_ms:.0f} ms | "

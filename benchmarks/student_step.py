@@ -23,9 +23,7 @@ import torch
 from models.classifier import ClassifierConfig, RecurrentClassifier
 from training.precision import autocast
 
-SETTINGS = [
-    (precision, fused) for precision, fused in itertools.product(("fp32", "bf16"), (False, True))
-]
+SETTINGS = list(itertools.product(("fp32", "bf16"), (False, True)))  # (precision, fused)
 
 
 def step_ms(

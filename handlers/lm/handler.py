@@ -103,10 +103,6 @@ class LMHandler(BatchHandler):
 
     def _fail_all(self, ids: list[str]) -> list[Any]:
         error = RequestError("request", INTERNAL_ERROR, 500)
-        try:
-            self._collect_ahead()  # no step may still run on the loops being replaced
-        except Exception:
-            logger.exception("the step ahead failed too")
         replies = []
         for rid in ids:
             job = self.jobs.get(rid)
@@ -119,7 +115,7 @@ class LMHandler(BatchHandler):
 
     def _handle(self, ids: list[str], data: list[dict[str, Any]]) -> list[Any]:
         started = time.perf_counter()
-        ahead = self._collect_ahead()
+        ahead = self._collect_ahead()  # from here on, no step runs beside this call
         self._abandon(set(self.jobs) - set(ids))
         running = any(rid in self.jobs for rid in ids)
         self.call_tokens = self.call_failures = 0
