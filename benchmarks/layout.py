@@ -27,6 +27,8 @@ from training.archive import build_archive, unpack_archive
 
 LM = {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 1}
 FRONTEND = ("workers", "threads", "batchSize", "maxBatchDelay")  # the rest are handler options
+# The LM as served (handlers/lm/model-config.yaml), varied one setting at a time below.
+SERVED_LM = {**LM, "tokens_per_call": 16, "decode_processes": 2, "step_ahead": True}
 CANDIDATES = {
     "sentiment": [
         {"workers": 2, "threads": 1, "batchSize": 16, "maxBatchDelay": 5},
@@ -39,12 +41,14 @@ CANDIDATES = {
     # its threads, a helper decode process or not, decoding ahead during the Java round trip or
     # not, how many rows it decodes together and how many tokens per handler call.
     "lm": [
-        {**LM, "tokens_per_call": 16, "decode_processes": 2, "step_ahead": False},
-        {**LM, "tokens_per_call": 16, "decode_processes": 2, "step_ahead": True},
-        {**LM, "tokens_per_call": 8, "decode_processes": 2, "step_ahead": True},
-        {**LM, "tokens_per_call": 32, "decode_processes": 2, "step_ahead": True},
-        {**LM, "tokens_per_call": 16, "decode_processes": 1, "step_ahead": True},
-        {**LM, "batchSize": 96, "tokens_per_call": 16, "decode_processes": 2, "step_ahead": True},
+        {**SERVED_LM, "step_ahead": False},
+        SERVED_LM,
+        {**SERVED_LM, "tokens_per_call": 8},
+        {**SERVED_LM, "tokens_per_call": 32},
+        {**SERVED_LM, "decode_processes": 1},
+        {**SERVED_LM, "batchSize": 96},
+        {**SERVED_LM, "helper_share": 0.6},
+        {**SERVED_LM, "helper_share": 0.7},
     ],
 }
 SCENARIO = {"sentiment": "classify", "lm": "generation"}  # lm: half of the users stream

@@ -195,7 +195,7 @@ class DecodeLoop:
     ) -> list[int]:
         """One token per row (on the CPU: its row-wise kernels do not depend on the batch, and
         the tokens are needed on the host anyway); -1 marks a row whose sampling failed."""
-        uniforms = draw_uniforms([row.generator for row in rows])
+        uniforms = draw_uniforms([row.uniforms for row in rows])
         try:
             return sample(logits, *params, uniforms).tolist()
         except Exception:

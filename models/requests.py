@@ -1,6 +1,6 @@
 """What one generation request asks for, what it gets, and its text while it is decoded.
 
-`Row` is the per-request bookkeeping the decode loop keeps: its seeded generator, the text
+`Row` is the per-request bookkeeping the decode loop keeps: its seeded random draws, the text
 decoded so far (incrementally), stop strings and how much of the text was streamed. The
 rules it implements (stop strings, held-back tails, U+FFFD at a cut character) are listed in
 `models.generation`'s docstring.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-from models.sampling import row_generator
+from models.sampling import UniformStream
 from models.tokenizer import Tokenizer
 
 REPLACEMENT = "\ufffd"  # what an unfinished UTF-8 byte sequence decodes to, for now
@@ -43,7 +43,7 @@ class GenerationResult:
 
 
 class Row:
-    """One request inside the loop: its generator, decoded text and stream position.
+    """One request inside the loop: its random draws, decoded text and stream position.
 
     Text is decoded incrementally: ``final`` is text no later token can change and ``pending``
     the ids after it (byte pieces of an unfinished UTF-8 character). Re-decoding the whole
@@ -54,7 +54,7 @@ class Row:
         self.request = request
         self.stops = [s for s in request.stop if s]
         seed = request.seed if request.seed is not None else secrets.randbits(63)
-        self.generator = row_generator(seed)
+        self.uniforms = UniformStream(seed)
         self.tokens = 0
         self.final = ""
         self.pending: list[int] = []

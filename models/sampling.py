@@ -69,10 +69,25 @@ def _filter_sorted(probs: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor
     return probs * (mass_before < top_p.unsqueeze(1))
 
 
-def row_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
+class UniformStream:
+    """A row's own seeded U[0, 1) draws, taken from its generator a block at a time: the same
+    numbers as one `torch.rand` call per token (a CPU generator fills a block in order), for
+    one call per ``block`` tokens instead of one per token and row."""
+
+    def __init__(self, seed: int, block: int = 64) -> None:
+        self.generator = torch.Generator().manual_seed(seed)
+        self.block = block
+        self.buffer: list[float] = []
+        self.position = 0
+
+    def next(self) -> float:
+        if self.position == len(self.buffer):
+            fresh = torch.rand(self.block, generator=self.generator, dtype=torch.float64)
+            self.buffer, self.position = fresh.tolist(), 0
+        self.position += 1
+        return self.buffer[self.position - 1]
 
 
-def draw_uniforms(generators: list[torch.Generator]) -> torch.Tensor:
-    """One U[0, 1) draw per row, each from that row's generator (CPU: cheap and device-free)."""
-    return torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in generators])
+def draw_uniforms(streams: list[UniformStream]) -> torch.Tensor:
+    """One U[0, 1) draw per row, each from that row's own stream."""
+    return torch.tensor([stream.next() for stream in streams], dtype=torch.float64)

@@ -274,6 +274,7 @@ def _fit(
         best.offer(model, dev["accuracy"], {**dev, "epoch": epoch})
     metrics = _metrics(options, best, history, targets.rows, dev_rows, reader, transfer, dev_labels)
     metrics["parameters"] = sum(p.numel() for p in model.parameters())
+    metrics["precision"] = resolve_precision(options.precision, torch.device(options.device))
     return config, best.state_dict, metrics
 
 

@@ -58,6 +58,7 @@ METRIC_GENERATED_TOKENS = "GeneratedTokens"
 METRIC_ACTIVE_ROWS = "ActiveRows"
 METRIC_ACTIVE_SESSIONS = "ActiveSessions"
 METRIC_SESSION_EVICTIONS = "SessionEvictions"
+METRIC_AHEAD_MS = "DecodeAheadMs"  # stepping between calls: not in HandlerBatchLatencyMs
 
 TOKENS_PER_CALL = 16  # overridden by the model config's handler.tokens_per_call
 SESSION_CAPACITY = 1000
@@ -77,6 +78,11 @@ class LMHandler(BatchHandler):
             raise ValueError(f"decode_processes must be 1 or 2, not {processes}")
         self.helper_args = (model_dir, quantize, torch.get_num_threads())
         self.helper = DecodeProcess(*self.helper_args) if processes == 2 else None
+        # The worker's own loop shares its GIL with TorchServe's protocol code, the child's
+        # does not: the child may take more than half of the rows.
+        self.helper_share = float(options.get("helper_share", 0.5))
+        if not 0.0 < self.helper_share < 1.0:
+            raise ValueError(f"helper_share must lie between 0 and 1, not {self.helper_share}")
         self.tokens_per_call = int(options.get("tokens_per_call", TOKENS_PER_CALL))
         limits = options.get("sessions") or {}
         self.sessions = SessionStore(
@@ -135,13 +141,23 @@ class LMHandler(BatchHandler):
         self._record(replies, time.perf_counter() - started)
         bodies = self._respond(replies)
         if self.step_ahead and self.rows:
-            self.ahead = self.stepper.submit(self._step)
+            self.ahead = self.stepper.submit(self._timed_step)
         return bodies
 
+    def _timed_step(self) -> tuple[dict[Any, Update], float]:
+        started = time.perf_counter()
+        updates = self._step()
+        return updates, time.perf_counter() - started
+
     def _collect_ahead(self) -> dict[Any, Update] | None:
-        """The updates of the step run since the last call, once it is done; None if none ran."""
+        """The updates of the step run since the last call, once it is done; None if none ran.
+        Its time is counted here, on the handler's thread (the metrics object is not shared)."""
         ahead, self.ahead = self.ahead, None
-        return None if ahead is None else ahead.result()
+        if ahead is None:
+            return None
+        updates, seconds = ahead.result()
+        self.add_counter(METRIC_AHEAD_MS, round(seconds * 1000.0, 3), unit="ms")
+        return updates
 
     def _admit(self, index: int, rid: str, row: dict[str, Any], draining: bool) -> Reply | None:
         """Validate a new job and put it in the loop; a reply when it is refused or answered
@@ -201,8 +217,9 @@ class LMHandler(BatchHandler):
         return len(self.loop) + (len(self.helper) if self.helper else 0)
 
     def _engine(self) -> DecodeLoop | DecodeProcess:
-        """Where a new job's rows go: the helper process when it has fewer rows."""
-        if self.helper is not None and len(self.helper) < len(self.loop):
+        """Where a new job's rows go: the helper process while it holds less than its share
+        (a lone request stays in this process: no pipe on its way)."""
+        if self.helper is not None and len(self.helper) < self.helper_share * self.rows:
             return self.helper
         return self.loop
 

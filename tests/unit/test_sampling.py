@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from models.sampling import draw_uniforms, row_generator, sample
+from models.sampling import UniformStream, draw_uniforms, sample
 
 N = 40_000
 
@@ -91,8 +91,12 @@ def test_temperature_zero_is_argmax_and_rows_are_independent():
     assert tokens.tolist() == [1, 0, 2]
 
 
-def test_row_generators_are_reproducible():
-    first = draw_uniforms([row_generator(7), row_generator(8)])
-    again = draw_uniforms([row_generator(7), row_generator(8)])
+def test_row_streams_are_reproducible_and_drawn_in_blocks_like_one_by_one():
+    first = draw_uniforms([UniformStream(7), UniformStream(8)])
+    again = draw_uniforms([UniformStream(7), UniformStream(8)])
     assert torch.equal(first, again)
     assert first[0] != first[1]
+    # Crossing block boundaries changes nothing: the numbers of one torch.rand per token.
+    stream, generator = UniformStream(5, block=4), torch.Generator().manual_seed(5)
+    one_by_one = [torch.rand(1, generator=generator, dtype=torch.float64).item() for _ in range(11)]
+    assert [stream.next() for _ in range(11)] == one_by_one
