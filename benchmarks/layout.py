@@ -49,6 +49,8 @@ CANDIDATES = {
         {**SERVED_LM, "batchSize": 96},
         {**SERVED_LM, "helper_share": 0.6},
         {**SERVED_LM, "helper_share": 0.7},
+        {**SERVED_LM, "ahead_steps": 2},
+        {**SERVED_LM, "ahead_steps": 4},
     ],
 }
 SCENARIO = {"sentiment": "classify", "lm": "generation"}  # lm: half of the users stream

@@ -21,8 +21,9 @@ from training.train_lm import build_tokenizer
 class Frontend:
     """Plays ContinuousBatching.java: keeps jobs until their stream ends, records answers."""
 
-    def __init__(self, handler: LMHandler) -> None:
+    def __init__(self, handler: LMHandler, settle: bool = False) -> None:
         self.handler = handler
+        self.settle = settle  # let the handler's stepping ahead run its course between calls
         self.jobs: dict[str, Any] = {}  # request id -> body (None once it was sent)
         self.sent: dict[str, list[Any]] = {}
         self.statuses: dict[str, int] = {}
@@ -32,6 +33,8 @@ class Frontend:
         self.jobs[rid] = body
 
     def call(self) -> None:
+        if self.settle and self.handler.ahead is not None:
+            self.handler.ahead.result()
         ids = list(self.jobs)
         context = FakeContext(ids)
         data = [
@@ -171,11 +174,13 @@ def test_a_helper_process_decoding_its_share_of_the_rows_changes_no_answer(handl
 
 def test_stepping_ahead_between_calls_changes_no_answer(handler, tmp_path):
     """With ``step_ahead`` the running rows' next tokens are decoded while the frontend is
-    busy; newcomers that join a running loop and a stream get the same text as without it."""
+    busy (one step group, or several while no call comes); newcomers that join a running loop
+    and a stream get the same text as without it."""
     waiting = make_handler(tmp_path / "lm", step_ahead=False)
-    answers = []
-    for instance in (handler, waiting):
-        frontend = Frontend(instance)
+    further = make_handler(tmp_path / "lm", ahead_steps=3)
+    answers, calls = [], []
+    for instance in (handler, waiting, further):
+        frontend = Frontend(instance, settle=True)
         for i in range(3):
             frontend.submit(f"r{i}", {"prompt": "AB"[: i % 2 + 1], "max_new_tokens": 8, "seed": i})
         frontend.call()
@@ -185,8 +190,10 @@ def test_stepping_ahead_between_calls_changes_no_answer(handler, tmp_path):
         frontend.run()
         streamed = "".join(json.loads(b)["text"] for b in frontend.sent.pop("streamed") if b)
         answers.append(({rid: sent[-1] for rid, sent in frontend.sent.items()}, streamed))
+        calls.append(len(frontend.sent["late"]))
         assert instance.rows == 0 and instance.ahead is None
-    assert answers[0] == answers[1] and len(answers[0][0]) == 4
+    assert answers[0] == answers[1] == answers[2] and len(answers[0][0]) == 4
+    assert calls[2] < calls[0]  # three groups between calls: the late row finished sooner
 
 
 def test_a_dead_helper_process_fails_the_running_rows_and_is_replaced(tmp_path, handler):
