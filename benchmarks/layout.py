@@ -47,10 +47,6 @@ CANDIDATES = {
         {**SERVED_LM, "tokens_per_call": 32},
         {**SERVED_LM, "decode_processes": 1},
         {**SERVED_LM, "batchSize": 96},
-        {**SERVED_LM, "helper_share": 0.6},
-        {**SERVED_LM, "helper_share": 0.7},
-        {**SERVED_LM, "ahead_steps": 2},
-        {**SERVED_LM, "ahead_steps": 4},
     ],
 }
 SCENARIO = {"sentiment": "classify", "lm": "generation"}  # lm: half of the users stream

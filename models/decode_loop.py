@@ -68,19 +68,6 @@ class Update:
     error: str | None = None  # the row failed and left the loop
 
 
-def merge_updates(
-    earlier: dict[Hashable, Update], later: dict[Hashable, Update]
-) -> dict[Hashable, Update]:
-    """``earlier`` extended by the next `step`'s ``later`` (a row ends at most once)."""
-    for key, update in later.items():
-        seen = earlier.setdefault(key, Update())
-        seen.text += update.text
-        seen.result = update.result or seen.result
-        seen.carry = update.carry or seen.carry
-        seen.error = update.error or seen.error
-    return earlier
-
-
 class DecodeLoop:
     """Rows keyed by the caller's ids (a request id), decoded together."""
 

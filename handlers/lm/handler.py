@@ -21,11 +21,10 @@ normal, unchunked response, which is the only kind that can carry an error statu
 
 While TorchServe carries one call's answers to the clients and gathers the next call's jobs
 (the Java round trip, when the worker's Python waits on its socket), a thread already decodes
-the running rows' next ``tokens_per_call`` tokens (``step_ahead``), and up to ``ahead_steps``
-such groups while no call has come: the next call stops it and answers from them at once.
-Rows that joined in that call start decoding in the step after it; an idle server (no
-running rows) still decodes a lone request in its own first call. Answers do not change:
-each row's tokens depend only on its own request and seed.
+the running rows' next ``tokens_per_call`` tokens (``step_ahead``): the next call answers
+from them at once. Rows that joined in that call start decoding in the step after it; an idle
+server (no running rows) still decodes a lone request in its own first call. Answers do not
+change: each row's tokens depend only on its own request and seed.
 
 One worker serves the model: TorchServe 0.12 holds the model's queue lock while an idle
 worker waits for its first job (Model.pollInferJob), so with two continuous-batching workers
@@ -35,7 +34,6 @@ a busy one stalls until the next request arrives. Sessions therefore always find
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -49,7 +47,7 @@ from handlers.lm import openai_api
 from handlers.lm.api import NEW_SESSION, LMRequest, parse_generation
 from handlers.lm.replies import NativeReplies, OpenAIReplies
 from handlers.schema import RequestError, decode_body
-from models.decode_loop import INTERNAL_ERROR, Carry, DecodeLoop, Update, merge_updates
+from models.decode_loop import INTERNAL_ERROR, Carry, DecodeLoop, Update
 from models.decode_process import DecodeProcess
 from models.generation import Generator
 from models.sessions import SessionError, SessionStore
@@ -80,11 +78,6 @@ class LMHandler(BatchHandler):
             raise ValueError(f"decode_processes must be 1 or 2, not {processes}")
         self.helper_args = (model_dir, quantize, torch.get_num_threads())
         self.helper = DecodeProcess(*self.helper_args) if processes == 2 else None
-        # The worker's own loop shares its GIL with TorchServe's protocol code, the child's
-        # does not: the child may take more than half of the rows.
-        self.helper_share = float(options.get("helper_share", 0.5))
-        if not 0.0 < self.helper_share < 1.0:
-            raise ValueError(f"helper_share must lie between 0 and 1, not {self.helper_share}")
         self.tokens_per_call = int(options.get("tokens_per_call", TOKENS_PER_CALL))
         limits = options.get("sessions") or {}
         self.sessions = SessionStore(
@@ -94,11 +87,6 @@ class LMHandler(BatchHandler):
         self.jobs: dict[str, Job] = {}
         self.evictions_reported = 0
         self.step_ahead = bool(options.get("step_ahead", True))
-        # At most this many step groups between two calls; the next call stops the stepping.
-        self.ahead_steps = int(options.get("ahead_steps", 1))
-        if self.ahead_steps < 1:
-            raise ValueError(f"ahead_steps must be at least 1, not {self.ahead_steps}")
-        self.call_arrived = threading.Event()
         self.ahead: Future[dict[Any, Update]] | None = None
         self.stepper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode-ahead")
 
@@ -148,25 +136,17 @@ class LMHandler(BatchHandler):
         self._record(replies, time.perf_counter() - started)
         bodies = self._respond(replies)
         if self.step_ahead and self.rows:
-            self.call_arrived.clear()
-            self.ahead = self.stepper.submit(self._decode_ahead)
+            self.ahead = self.stepper.submit(self._timed_step)
         return bodies
 
-    def _decode_ahead(self) -> tuple[dict[Any, Update], float]:
-        """Step groups while TorchServe is away: up to ``ahead_steps``, fewer when the next
-        call arrives first (it waits for the group under way) or no row is left."""
+    def _timed_step(self) -> tuple[dict[Any, Update], float]:
         started = time.perf_counter()
         updates = self._step()
-        for _ in range(self.ahead_steps - 1):
-            if self.call_arrived.is_set() or not self.rows:
-                break
-            updates = merge_updates(updates, self._step())
         return updates, time.perf_counter() - started
 
     def _collect_ahead(self) -> dict[Any, Update] | None:
         """The updates of the step run since the last call, once it is done; None if none ran.
         Its time is counted here, on the handler's thread (the metrics object is not shared)."""
-        self.call_arrived.set()
         ahead, self.ahead = self.ahead, None
         if ahead is None:
             return None
@@ -232,9 +212,9 @@ class LMHandler(BatchHandler):
         return len(self.loop) + (len(self.helper) if self.helper else 0)
 
     def _engine(self) -> DecodeLoop | DecodeProcess:
-        """Where a new job's rows go: the helper process while it holds less than its share
-        (a lone request stays in this process: no pipe on its way)."""
-        if self.helper is not None and len(self.helper) < self.helper_share * self.rows:
+        """Where a new job's rows go: the helper process when it has fewer rows (a lone
+        request stays in this process: no pipe on its way)."""
+        if self.helper is not None and len(self.helper) < len(self.loop):
             return self.helper
         return self.loop
 
