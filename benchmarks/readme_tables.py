@@ -68,9 +68,8 @@ def run_caption(run: Path) -> str:
         return f"The figures below are from `{shown}` (one run).\n"
     info = RunInfo.load(run)
     return (
-        f"The figures below are from `{shown}`: one run, {info.cpu_cores} CPU cores, torch "
-        f"{info.torch}, {info.minutes:.1f} minutes, arguments `{info.arguments or '(defaults)'}`, "
-        f"commit {info.commit}.\n"
+        f"The figures below are from `{shown}`: one run, {info.machine()}, {info.minutes:.1f} "
+        f"minutes, arguments `{info.arguments or '(defaults)'}`, commit {info.commit}.\n"
     )
 
 

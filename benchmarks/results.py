@@ -53,13 +53,20 @@ class RunInfo:
     arguments: str  # as typed after `python -m benchmarks.run`; "" for the defaults
     commit: str
     archives: dict[str, str]  # archive file name -> the start of its sha256
+    # The same project has run on different CPUs (AMD EPYC, Intel Xeon with AMX), whose
+    # fp32 and int8 kernels differ in speed by up to 2x: ratios to them move with the CPU.
+    cpu_model: str = ""
+
+    def machine(self) -> str:
+        model = f" ({self.cpu_model})" if self.cpu_model else ""
+        return f"{self.cpu_cores} CPU cores{model}, torch {self.torch}"
 
     def header(self) -> str:
         """bench.md's opening: the run, the machine, its length, and its provenance."""
         lines = [
             f"# Benchmark {self.name}",
             "",
-            f"One run, {self.cpu_cores} CPU cores, torch {self.torch}, {self.minutes:.1f} min.",
+            f"One run, {self.machine()}, {self.minutes:.1f} min.",
             "",
             f"Arguments: `{self.arguments or '(defaults)'}`; commit {self.commit}.",
             "",
@@ -73,6 +80,17 @@ class RunInfo:
     @classmethod
     def load(cls, folder: Path) -> RunInfo:
         return cls(**json.loads((folder / RUN_INFO).read_text()))
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("" where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 def git_commit() -> str:

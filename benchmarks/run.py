@@ -45,6 +45,7 @@ from benchmarks.results import (
     RunInfo,
     Table,
     archive_digests,
+    cpu_model,
     git_commit,
     write_run,
 )
@@ -376,6 +377,7 @@ def main(argv: list[str] | None = None) -> None:
         arguments=" ".join(sys.argv[1:]),
         commit=git_commit(),
         archives=archive_digests(args.model_store),
+        cpu_model=cpu_model(),
     )
     write_run(out, info, tables)
     print(f"wrote {out / BENCH_MD} and {plot(out)}")

@@ -77,6 +77,15 @@ def test_the_caption_names_the_run_and_what_it_ran_on():
     assert "2 CPU cores, torch 2.13.0+cpu, 3.9 minutes, arguments `(defaults)`" in caption
 
 
+def test_a_run_that_recorded_its_cpu_model_names_it(tmp_path):
+    """Figures from an AMD EPYC and an Intel Xeon differ by up to 2x: the caption says which."""
+    shutil.copytree(SAMPLE, tmp_path / "run")
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    (tmp_path / "run" / "run.json").write_text(json.dumps({**info, "cpu_model": "Some CPU"}))
+    caption = section(render(MARKED, tmp_path / "run"), "run")
+    assert "2 CPU cores (Some CPU), torch 2.13.0+cpu, 3.9 minutes" in caption
+
+
 def test_the_readme_renders_once_and_only_between_its_markers():
     text = README.read_text()
     once = render(text, SAMPLE)
