@@ -1,6 +1,6 @@
 """The student's loss: gold labels where a row has one, the teacher's logits where it has them.
 
-    python -m training.train_sentiment --distill-weight 0.5 --out artifacts/sentiment
+    python -m training.train_sentiment --distill-weight 0.8 --out artifacts/sentiment
 
 The teacher (training/teacher.py) labels phrases and perturbed sentences that have no gold
 label; the sentiment trainer mixes both kinds of target per row with this loss.
