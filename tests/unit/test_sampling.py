@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from models import sampling
 from models.sampling import UniformStream, draw_uniforms, sample
 
 N = 40_000
@@ -100,3 +101,28 @@ def test_row_streams_are_reproducible_and_drawn_in_blocks_like_one_by_one():
     stream, generator = UniformStream(5, block=4), torch.Generator().manual_seed(5)
     one_by_one = [torch.rand(1, generator=generator, dtype=torch.float64).item() for _ in range(11)]
     assert [stream.next() for _ in range(11)] == one_by_one
+
+
+def test_ranking_only_the_head_draws_the_same_tokens_as_ranking_every_token(monkeypatch):
+    # 512 tokens like the LM's vocabulary; flat rows (high temperature, small top-k absent)
+    # have nuclei that reach past the 64-token head and take the full sort instead.
+    generator = torch.Generator().manual_seed(5)
+    rows, vocab = 4000, 512
+    logits = (
+        torch.randn(rows, vocab, generator=generator) * torch.rand(rows, 1, generator=generator) * 6
+    )
+    pick = torch.randint(0, 4, (3, rows), generator=generator)
+    temperature = torch.tensor([0.7, 1.0, 1.2, 1.5])[pick[0]]
+    top_k = torch.tensor([0, 20, 50, 100])[pick[1]]
+    top_p = torch.tensor([1.0, 0.9, 0.95, 0.5])[pick[2]]
+    uniforms = torch.rand(rows, generator=generator, dtype=torch.float64)
+    head_first = sample(logits, temperature, top_k, top_p, uniforms)
+    monkeypatch.setattr(sampling, "HEAD", vocab)
+    fully_ranked = sample(logits, temperature, top_k, top_p, uniforms)
+    assert torch.equal(head_first, fully_ranked)
+    # Both paths ran: some nucleus-only rows end inside the head, some reach past it.
+    probs = torch.softmax(logits / temperature[:, None], dim=-1)
+    head_mass = probs.topk(64, dim=-1).values.sum(dim=-1)
+    nucleus_only = (top_k == 0) & (top_p < 1)
+    assert (nucleus_only & (head_mass > top_p + 0.05)).any()
+    assert (nucleus_only & (head_mass < top_p - 0.05)).any()
