@@ -70,7 +70,7 @@ def _sample_filtered(
     if not bool(in_head.all()):
         at = (~in_head).nonzero().squeeze(1)
         ranked, order = probs[at].sort(dim=-1, descending=True, stable=True)
-        kept = _filter_sorted(ranked, top_k[at], top_p[at], torch.zeros(len(at)))
+        kept = _filter_sorted(ranked, top_k[at], top_p[at], ranked.new_zeros(len(at)))
         index = _inverse_cdf(kept, uniforms[at])
         chosen[at] = order.gather(1, index.unsqueeze(1)).squeeze(1)
     return chosen
