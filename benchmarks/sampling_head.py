@@ -13,24 +13,16 @@ a full sort on a batch of 64 rows.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
+from benchmarks.decode import milliseconds
 from models.generation import Generator
-from models.sampling import HEAD
+from models.sampling import HEAD, nucleus_in_head
 from training.data import load_text, split_text
 
 TEMPERATURES = (0.7, 0.8, 1.0, 1.2)  # the non-greedy temperatures of loadtest/payloads.py
 TOP_PS = (0.9, 0.95)
-
-
-def _microseconds(call, repeats: int = 500) -> float:
-    call()
-    started = time.perf_counter()
-    for _ in range(repeats):
-        call()
-    return (time.perf_counter() - started) / repeats * 1e6
 
 
 @torch.inference_mode()
@@ -46,14 +38,15 @@ def main() -> None:
     logits = generator.model(torch.tensor([ids]))[0][0].float()
     print(f"head {HEAD} of {logits.shape[1]} tokens, {len(ids)} validation positions")
     for temperature in TEMPERATURES:
-        ranked = torch.softmax(logits / temperature, dim=-1).topk(HEAD, dim=-1).values
-        before_last = ranked.sum(dim=-1) - ranked[:, -1]
-        shares = [f"{(before_last >= p).double().mean().item():.3f}" for p in TOP_PS]
+        probs = torch.softmax(logits / temperature, dim=-1)
+        ranked, total = probs.topk(HEAD, dim=-1).values, probs.sum(dim=-1)
+        fits = [nucleus_in_head(ranked, total, torch.tensor(p)) for p in TOP_PS]
+        shares = [f"{share.double().mean().item():.3f}" for share in fits]
         print(f"temperature {temperature}: nucleus inside the head at top-p {TOP_PS}: {shares}")
     batch = torch.softmax(logits[:64], dim=-1)
-    sort = _microseconds(lambda: batch.sort(dim=-1, descending=True, stable=True))
-    head = _microseconds(lambda: batch.topk(HEAD, dim=-1))
-    print(f"64 rows: full sort {sort:.0f} us, topk({HEAD}) {head:.0f} us ({sort / head:.1f}x)")
+    sort = milliseconds(lambda: batch.sort(dim=-1, descending=True, stable=True), 500)
+    head = milliseconds(lambda: batch.topk(HEAD, dim=-1), 500)
+    print(f"64 rows: full sort {sort:.3f} ms, topk({HEAD}) {head:.3f} ms ({sort / head:.1f}x)")
 
 
 if __name__ == "__main__":

@@ -52,28 +52,47 @@ def _sample_filtered(
     """Sampled token per row from its top-k / top-p survivors: from the row's ``HEAD`` most
     likely tokens where its filter ends inside them (decided by the row's own numbers, so a
     row's path never depends on its batch-mates), else from its fully sorted distribution."""
-    head = min(HEAD, probs.shape[1])
-    ranked, order = probs.topk(head, dim=-1)
+    ranked, order = probs.topk(min(HEAD, probs.shape[1]), dim=-1)
     total = probs.sum(dim=-1)
-    # A nucleus-only row: mass beyond the head still counts in the nucleus's denominator, and
-    # the head holds the whole nucleus once the mass before its last token reaches top_p.
+    # A nucleus-only row: mass beyond the head still counts in the nucleus's denominator.
     nucleus_only = top_k <= 0
     tail = torch.where(nucleus_only, total - ranked.sum(dim=-1), 0.0)
-    covers = (ranked.sum(dim=-1) - ranked[:, -1]) / total >= top_p
-    in_head = torch.where(nucleus_only, covers, top_k <= head)
+    in_head = torch.where(
+        nucleus_only, nucleus_in_head(ranked, total, top_p), top_k <= ranked.shape[1]
+    )
     chosen = torch.empty_like(top_k)
     if bool(in_head.any()):
         at = in_head.nonzero().squeeze(1)
-        kept = _filter_sorted(ranked[at], top_k[at], top_p[at], tail[at])
-        index = _inverse_cdf(kept, uniforms[at])
-        chosen[at] = order[at].gather(1, index.unsqueeze(1)).squeeze(1)
+        chosen[at] = _draw_ranked(
+            ranked[at], order[at], top_k[at], top_p[at], tail[at], uniforms[at]
+        )
     if not bool(in_head.all()):
         at = (~in_head).nonzero().squeeze(1)
         ranked, order = probs[at].sort(dim=-1, descending=True, stable=True)
-        kept = _filter_sorted(ranked, top_k[at], top_p[at], ranked.new_zeros(len(at)))
-        index = _inverse_cdf(kept, uniforms[at])
-        chosen[at] = order.gather(1, index.unsqueeze(1)).squeeze(1)
+        zero = ranked.new_zeros(len(at))
+        chosen[at] = _draw_ranked(ranked, order, top_k[at], top_p[at], zero, uniforms[at])
     return chosen
+
+
+def nucleus_in_head(ranked: torch.Tensor, total: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+    """Per row: does the top-p nucleus end inside ``ranked`` (a row's most likely tokens, in
+    descending order, out of ``total`` mass)? It does once the mass before the head's last
+    token reaches top_p, so that token and everything after it are cut."""
+    return (ranked.sum(dim=-1) - ranked[:, -1]) / total >= top_p
+
+
+def _draw_ranked(
+    ranked: torch.Tensor,
+    order: torch.Tensor,
+    top_k: torch.Tensor,
+    top_p: torch.Tensor,
+    tail: torch.Tensor,
+    uniforms: torch.Tensor,
+) -> torch.Tensor:
+    """Vocabulary ids drawn from rows ranked in descending order (``order``: their ids)."""
+    kept = _filter_sorted(ranked, top_k, top_p, tail)
+    index = _inverse_cdf(kept, uniforms)
+    return order.gather(1, index.unsqueeze(1)).squeeze(1)
 
 
 def _inverse_cdf(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
