@@ -1,13 +1,14 @@
-"""The sentiment student's training step: fp32 or bf16 autocast, unfused or fused AdamW.
+"""The sentiment student's training step: fp32 or bf16, unfused or fused AdamW, packed or not.
 
     python -m benchmarks.student_step                  # the default student's shape
     python -m benchmarks.student_step --hidden 256 --threads 1
 
 Times forward + backward + optimizer step of `RecurrentClassifier` on random word ids in
-batches shaped like the trainer's (length-sorted, so rows of one batch have nearly one
-length), for the four combinations, in interleaved rounds (median ms per step). Printed as
-ratios to the unfused fp32 step measured in the same run: the figure behind the trainer's
-`fused=True` and `--precision auto`. Quality at each setting is the trainer's business
+batches of nearly one length (rows up to 2 shorter, so packed: `--batching buckets`) or of
+exactly one length (unpacked: the trainer's default `--batching equal`), for every
+combination, in interleaved rounds (median ms per step). Printed as ratios to the unfused
+fp32 packed step measured in the same run: the figures behind the trainer's `fused=True`,
+`--precision auto` and `--batching equal`. Quality at each setting is the trainer's business
 (`python -m training.train_sentiment --precision fp32 ...` against the default).
 """
 
@@ -22,8 +23,12 @@ import torch
 
 from models.classifier import ClassifierConfig, RecurrentClassifier
 from training.precision import autocast
+from training.train_sentiment import TrainOptions
 
-SETTINGS = list(itertools.product(("fp32", "bf16"), (False, True)))  # (precision, fused)
+DEFAULT = TrainOptions()  # the student's pooling and dropout
+
+# (precision, fused AdamW, batches)
+SETTINGS = list(itertools.product(("fp32", "bf16"), (False, True), ("packed", "equal")))
 
 
 def step_ms(
@@ -61,7 +66,7 @@ def random_batches(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--vocab", type=int, default=35000)
+    parser.add_argument("--vocab", type=int, default=27134)
     parser.add_argument("--embed", type=int, default=100)
     parser.add_argument("--hidden", type=int, default=192)
     parser.add_argument("--batch", type=int, default=64)
@@ -78,28 +83,37 @@ def main() -> None:
         hidden_dim=args.hidden,
         num_classes=2,
         pad_id=0,
+        pooling=DEFAULT.pooling,
+        dropout=DEFAULT.dropout,
     )
     model = RecurrentClassifier(config).train()
     lengths = [int(n) for n in args.lengths.split(",")]
-    batches = random_batches(args.steps, args.batch, args.vocab, lengths, seed=1)
+    packed = random_batches(args.steps, args.batch, args.vocab, lengths, seed=1)
+    shapes = {
+        "packed": packed,
+        "equal": [(ids, torch.full_like(rows, ids.shape[1])) for ids, rows in packed],
+    }
     optimizers = {
         fused: torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused)
         for fused in (False, True)
     }
-    times: dict[tuple[str, bool], list[float]] = {setting: [] for setting in SETTINGS}
+    times: dict[tuple[str, bool, str], list[float]] = {setting: [] for setting in SETTINGS}
     for _ in range(args.rounds):
-        for precision, fused in SETTINGS:
+        for precision, fused, shape in SETTINGS:
+            batches = shapes[shape]
             step_ms(model, optimizers[fused], precision, batches[:2])  # warm-up
-            times[precision, fused].append(step_ms(model, optimizers[fused], precision, batches))
-    base = statistics.median(times["fp32", False])
+            times[precision, fused, shape].append(
+                step_ms(model, optimizers[fused], precision, batches)
+            )
+    base = statistics.median(times["fp32", False, "packed"])
     print(
         f"student {args.hidden}x2 BiLSTM, embedding {args.vocab}x{args.embed}, batch "
         f"{args.batch}, lengths {lengths}, {args.threads} threads, {args.rounds} rounds"
     )
-    for precision, fused in SETTINGS:
-        ms = statistics.median(times[precision, fused])
-        label = f"{precision} {'fused' if fused else 'unfused'} AdamW"
-        print(f"  {label:<22} {ms:7.1f} ms/step  {base / ms:5.2f}x")
+    for precision, fused, shape in SETTINGS:
+        ms = statistics.median(times[precision, fused, shape])
+        label = f"{precision} {'fused' if fused else 'unfused'} AdamW, {shape}"
+        print(f"  {label:<30} {ms:7.1f} ms/step  {base / ms:5.2f}x")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from models import atomic
 from models.artifact import save_artifact
 from models.classifier import CELLS, POOLINGS, ClassifierConfig, RecurrentClassifier, pad_batch
 from training import cli
-from training.batching import batch_order
+from training.batching import batch_order, equal_length_batches
 from training.checkpoint import BestCheckpoint
 from training.data import LABELS, load_sentiment
 from training.distillation import distillation_loss
@@ -53,6 +53,7 @@ from training.sentiment_inputs import (
 )
 
 TOKENIZERS = ("words", "unigram", "bpe")
+BATCHINGS = {"equal": equal_length_batches, "buckets": batch_order}
 
 # Named settings that replace the defaults below before flags are applied.
 PROFILES: dict[str, dict[str, Any]] = {
@@ -111,6 +112,7 @@ class TrainOptions:
     distill_weight: float = 0.8  # share of the loss that imitates the teacher's logits (README)
     epochs: int = 3
     batch_size: int = 64
+    batching: str = "equal"  # equal: one length per batch (unpacked, fast); buckets: packed
     lr: float = 2e-3
     schedule: str = "cosine"
     warmup: int = 0
@@ -137,6 +139,7 @@ def check_options(options: TrainOptions) -> None:
         "tokenizer": (options.tokenizer, TOKENIZERS),
         "pretrained": (options.pretrained, ("glove", "none")),
         "precision": (options.precision, PRECISIONS),
+        "batching": (options.batching, BATCHINGS),
     }
     for name, (value, allowed) in choices.items():
         if value not in allowed:
@@ -252,7 +255,7 @@ def _fit(
     best, history = BestCheckpoint(), []
     for epoch in range(1, options.epochs + 1):
         epoch_start = time.perf_counter()
-        batches = batch_order(lengths, options.batch_size, generator)
+        batches = BATCHINGS[options.batching](lengths, options.batch_size, generator)
         first_step = (epoch - 1) * len(batches)
         train_loss = _train_epoch(
             model, optimizer, targets, batches, options, first_step, total_steps, epoch

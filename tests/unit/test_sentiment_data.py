@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from models.classifier import SentimentPredictor
-from training.batching import batch_order
+from training.batching import batch_order, equal_length_batches
 from training.data import load_sentiment
 from training.train_sentiment import parse_options, train
 
@@ -51,6 +51,20 @@ def test_batch_order_covers_every_row_once() -> None:
     batches = batch_order(lengths, 64, torch.Generator().manual_seed(0))
     assert sorted(i for batch in batches for i in batch) == list(range(1000))
     assert all(len(batch) <= 64 for batch in batches)
+
+
+def test_equal_length_batches_need_no_padding_where_a_length_has_enough_rows() -> None:
+    import torch
+
+    lengths = [random.Random(i).randint(1, 30) for i in range(5000)]
+    batches = equal_length_batches(lengths, 64, torch.Generator().manual_seed(0))
+    assert sorted(i for batch in batches for i in batch) == list(range(5000))
+    mixed = [batch for batch in batches if len({lengths[i] for i in batch}) > 1]
+    # Only the remainders (under 64 rows of each of the 30 lengths) may share a batch.
+    assert sum(len(batch) for batch in mixed) < 30 * 64
+    assert sum(len(batch) == 64 for batch in batches) >= 5000 // 64 - 30
+    again = equal_length_batches(lengths, 64, torch.Generator().manual_seed(1))
+    assert again != batches  # each epoch's generator state gives another order
 
 
 def test_profile_then_flags_override_defaults() -> None:
