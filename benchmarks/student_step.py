@@ -25,7 +25,7 @@ from models.classifier import ClassifierConfig, RecurrentClassifier
 from training.precision import autocast
 from training.train_sentiment import TrainOptions
 
-DEFAULT = TrainOptions()  # the student's pooling and dropout
+DEFAULT = TrainOptions()  # the student's widths, pooling and dropout
 
 # (precision, fused AdamW, batches)
 SETTINGS = list(itertools.product(("fp32", "bf16"), (False, True), ("packed", "equal")))
@@ -67,8 +67,8 @@ def random_batches(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--vocab", type=int, default=27134)
-    parser.add_argument("--embed", type=int, default=100)
-    parser.add_argument("--hidden", type=int, default=192)
+    parser.add_argument("--embed", type=int, default=DEFAULT.embed_dim + DEFAULT.teacher_vectors)
+    parser.add_argument("--hidden", type=int, default=DEFAULT.hidden_dim)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lengths", default="4,8,12,20", help="comma-separated batch lengths")
     parser.add_argument("--steps", type=int, default=20, help="steps per setting and round")

@@ -43,10 +43,11 @@ def equal_length_batches(
     """Shuffled batches whose rows all have one length, where there are enough of that length.
 
     A batch without padding needs no packing, and an unpacked LSTM runs on oneDNN's fused
-    kernels, under bf16 autocast in bf16: the student's training step is 2-3x faster than on a
-    packed batch (`python -m benchmarks.student_step`). Rows are shuffled within their length,
-    each length cut into full batches, and the remainders (under ``batch_size`` rows per
-    length, a few percent of the rows) pooled into length-sorted batches that are packed.
+    kernels (in bf16 under bf16 autocast) where a packed one steps through time:
+    `python -m benchmarks.student_step` measures the student's step both ways. Rows are
+    shuffled within their length, each length cut into full batches, and the remainders (under
+    ``batch_size`` rows per length, a few percent of the rows) pooled into length-sorted
+    batches that are packed.
     """
     by_length: dict[int, list[int]] = {}
     for row in torch.randperm(len(lengths), generator=generator).tolist():

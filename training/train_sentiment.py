@@ -109,7 +109,7 @@ class TrainOptions:
     augment_copies: int = 6  # perturbed copies of each training sentence, teacher-labelled
     teacher_vectors: int = 50  # columns of the teacher's word vectors added to GloVe's (0: none)
     distill_weight: float = 0.8  # share of the loss that imitates the teacher's logits (README)
-    epochs: int = 6  # an epoch of batches of one length costs 0.4 of a packed one
+    epochs: int = 6  # affordable: batches of one length are cheap (benchmarks.student_step)
     batch_size: int = 64
     batching: str = "equal"  # equal: one length per batch (unpacked, fast); buckets: packed
     lr: float = 2e-3
