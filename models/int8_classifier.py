@@ -5,9 +5,10 @@
 `quantize_dynamic` scales activations per *tensor*, so a text's probabilities depend on its
 batch mates, which serving forbids (a user must not learn who else was in the batch). Here
 every product is an `Int8Linear` (models/int8_linear.py): int8 weights with one scale per
-output row, activations quantised per row (per token for the input projections, per text and
-direction for the recurrence) and exact int32 sums (`torch._int_mm`), so each row's numbers
-depend on that row alone. Everything else is per row too: texts are packed as in
+output row, activations quantised per row (per token for the input projections) or with a
+fixed scale (the recurrence's hidden state, whose range is fixed), and exact int32 sums
+(`torch._int_mm`), so each row's numbers depend on that row alone. Everything else is per row
+too: texts are packed as in
 `pack_padded_sequence` (a finished text drops out of the later steps, padding is never
 computed), the backward direction reads each text mirrored within its own length, and the
 output layer is a per-row multiply-and-sum (a BLAS GEMM picks its summation order by row
@@ -45,6 +46,9 @@ from models.int8_linear import Int8Linear
 # Floats per vectorised chunk of ATen's element-wise loops (two AVX-512 vectors): hidden units
 # are padded to a multiple of it so that no element ever takes the scalar tail path.
 LANE = 32
+# Integer levels per unit of the halved hidden state, whose range is [-1/2, 1/2]: 254 maps it
+# onto int8's [-127, 127].
+HIDDEN_LEVELS = 254.0
 
 
 def _padded(size: int) -> int:
@@ -168,14 +172,18 @@ class Int8Classifier(nn.Module):
         [n_t, D, 4H'] for the n_t texts still running; returns packed halved hidden states.
 
         As in a PackedSequence, rows are sorted by length, so the texts still running at a
-        step are a prefix: finished texts simply drop out. The hidden state is quantised per
-        text and direction with `Int8Linear`'s formula, one direction's GEMM at a time, into
-        one int32 buffer whose views are only re-cut when the row count changes.
+        step are a prefix: finished texts simply drop out. The halved hidden state lies in
+        [-1/2, 1/2] (see `_gate_step`), so it is quantised with one fixed scale, 1/254: a
+        trained model's states nearly fill that range (per-row scales, which cost four more
+        element-wise ops a step, moved no dev label: `python -m benchmarks.classifier_int8`),
+        and a fixed scale depends on nothing else in the batch. One direction's GEMM at a
+        time writes into one int32 buffer whose views are only re-cut when the row count
+        changes.
         """
         weights = [linear.weight.t() for linear in recurrent]
-        weight_scale = torch.stack([linear.weight_scale for linear in recurrent])
+        scale = torch.stack([linear.weight_scale for linear in recurrent]) / HIDDEN_LEVELS
         batch = steps[0].shape[0]
-        products = torch.empty(len(weights), batch, weight_scale.shape[1], dtype=torch.int32)
+        products = torch.empty(len(weights), batch, scale.shape[1], dtype=torch.int32)
         h, cell = self._gate_step(steps[0], steps[0].new_zeros(batch, self.directions, self.hidden))
         outputs, rows = [h], 0
         for x in steps[1:]:
@@ -184,11 +192,10 @@ class Int8Classifier(nn.Module):
                 h, cell = h[:rows], cell[:rows]
                 targets = list(zip(weights, products[:, :rows], strict=True))
                 combined = products[:, :rows].transpose(0, 1)  # [n, D, 4H']
-            scale = h.abs().amax(dim=-1, keepdim=True).clamp_(min=1e-12).div_(127)
-            quantized = torch.round(h / scale).to(torch.int8)
+            quantized = h.mul(HIDDEN_LEVELS).round_().to(torch.int8)
             for direction, (weight, target) in enumerate(targets):
                 torch._int_mm(quantized[:, direction], weight, out=target)
-            h, cell = self._gate_step(torch.addcmul(x, combined, scale * weight_scale), cell)
+            h, cell = self._gate_step(torch.addcmul(x, combined, scale), cell)
             outputs.append(h)
         return torch.cat(outputs)
 
