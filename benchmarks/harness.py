@@ -11,6 +11,7 @@ archive, and the CPU split read from /proc while Locust runs.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -91,6 +92,25 @@ def locust(run_dir: Path, out: Path, scenario: str, users: int, seconds: int, en
     after = metrics.parse_counters((out / report.METRICS_AFTER).read_text())
     loads = {m.model: m for m in metrics.summarize(before, after, info.load_seconds)}
     return {"code": code, "stats": stats, "loads": loads, "seconds": info.load_seconds, "cpu": cpu}
+
+
+# TorchServe's access log ends each line with the milliseconds from receiving a request to
+# answering it: `... "POST /predictions/sentiment HTTP/1.1" 200 12`.
+ACCESS_LINE = re.compile(r'"POST (\S+) HTTP/[0-9.]+" \d+ (\d+)$')
+
+
+def server_percentiles(run_dir: Path, path: str, shares: tuple[float, ...]) -> list[int]:
+    """Percentiles of the server's own time for POSTs to ``path``, from its access log: set
+    beside Locust's, they tell a tail made in the server from one made in the load generator."""
+    log = run_dir / "logs" / "access_log.log"
+    times = sorted(
+        int(match.group(2))
+        for line in log.read_text().splitlines()
+        if (match := ACCESS_LINE.search(line)) and match.group(1) == path
+    )
+    if not times:
+        return []
+    return [times[min(len(times) - 1, int(share * len(times)))] for share in shares]
 
 
 def half_saturation(saturated: float) -> tuple[int, float]:

@@ -12,19 +12,24 @@ gets its own column, marked ✓ or ✗ from the row's value.
 from __future__ import annotations
 
 import argparse
-import operator
 import re
 import shutil
 from pathlib import Path
 
-from benchmarks.results import BENCH_RUNS, ROOT, RUN_INFO, RunInfo, Table, newest_run, read_tables
+from benchmarks.results import (
+    BENCH_RUNS,
+    ROOT,
+    RUN_INFO,
+    RunInfo,
+    Table,
+    goal_verdict,
+    newest_run,
+    read_tables,
+)
 from handlers.api_docs import replace_marked
 
 README = ROOT / "README.md"
 FIGURE = ROOT / "docs" / "bench.png"
-GOAL = re.compile(r"(?:^|;\s*)goal (<=|>=) ([0-9.]+)(.*)$")
-COMPARE = {"<=": (operator.le, "≤"), ">=": (operator.ge, "≥")}
-NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 LONG_INTEGER = re.compile(r"(?<![\d.,])\d{4,}(?![\d,])")  # 14858 but not the 4487 of 1.4487
 
 
@@ -40,15 +45,12 @@ def with_thousands(text: str) -> str:
 
 def row_cells(measure: str, value: str, note: str) -> list[str]:
     """measure, value, note, goal: a goal moves from the note to its own cell, with whether
-    the value meets it, and its value is set in bold."""
-    goal = GOAL.search(note)
-    if goal is None:
+    the value meets it (and by how much it misses), and its value is set in bold."""
+    verdict = goal_verdict(value, note)
+    if verdict is None:
         return [measure, value, note, ""]
-    sign, target, rest = goal.groups()
-    compare, symbol = COMPARE[sign]
-    figure = NUMBER.search(value)
-    met = "" if figure is None else " ✓" if compare(float(figure.group()), float(target)) else " ✗"
-    return [measure, f"**{value}**", note[: goal.start()], f"{symbol} {target}{rest}{met}"]
+    start, goal = verdict
+    return [measure, f"**{value}**", note[:start], goal]
 
 
 def markdown_table(table: Table) -> str:

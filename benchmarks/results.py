@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
+import re
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +24,30 @@ BENCH_RUNS = ROOT / "runs" / "bench"
 BENCH_MD = "bench.md"
 BENCH_JSON = "bench.json"
 RUN_INFO = "run.json"
+# A goal is written at the end of a row's note: "goal >= 0.9", "...; goal <= 50 ms".
+GOAL = re.compile(r"(?:^|;\s*)goal (<=|>=) ([0-9.]+)(.*)$")
+COMPARE = {"<=": (operator.le, "≤"), ">=": (operator.ge, "≥")}
+NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+def goal_verdict(value: str, note: str) -> tuple[int, str] | None:
+    """Where a row's goal starts in its note, and the goal with its verdict ("≥ 0.9 ✗ (70% of
+    the goal)"), or None for a row without one. A missed goal says by how much, so that a
+    reader sees how far off it is without doing the arithmetic."""
+    goal = GOAL.search(note)
+    if goal is None:
+        return None
+    sign, target, rest = goal.groups()
+    compare, symbol = COMPARE[sign]
+    stated = f"{symbol} {target}{rest}"
+    figure = NUMBER.search(value)
+    if figure is None:
+        return goal.start(), stated
+    got, wanted = float(figure.group()), float(target)
+    if compare(got, wanted):
+        return goal.start(), f"{stated} ✓"
+    missed = f"{got / wanted:.0%} of the goal" if sign == ">=" else f"{got / wanted:.2f}× the limit"
+    return goal.start(), f"{stated} ✗ ({missed})"
 
 
 @dataclass
@@ -33,11 +59,16 @@ class Table:
 
     def add(self, measure: str, value: str, note: str = "") -> None:
         self.rows.append((measure, value, note))
-        print(f"  {measure:<58} {value:>14}  {note}", flush=True)
+        print(f"  {measure:<58} {value:>14}  {self.note_with_verdict(value, note)}", flush=True)
+
+    @staticmethod
+    def note_with_verdict(value: str, note: str) -> str:
+        verdict = goal_verdict(value, note)
+        return note if verdict is None else f"{note[: verdict[0]]}; goal {verdict[1]}".lstrip("; ")
 
     def markdown(self) -> str:
         lines = [f"### {self.title}", "", "| measure | value | note |", "|---|---|---|"]
-        lines += [f"| {m} | {v} | {n} |" for m, v, n in self.rows]
+        lines += [f"| {m} | {v} | {self.note_with_verdict(v, n)} |" for m, v, n in self.rows]
         return "\n".join(lines) + "\n"
 
 

@@ -36,7 +36,7 @@ from benchmarks.generation import (
     load_mix_requests,
     mix_ceiling,
 )
-from benchmarks.harness import half_saturation, locust, served_settings, server
+from benchmarks.harness import half_saturation, locust, served_settings, server, server_percentiles
 from benchmarks.plot import plot
 from benchmarks.results import (
     BENCH_MD,
@@ -180,6 +180,14 @@ def p99_at_half_saturation(
         f"{half.p99_ms:.0f} ms",
         f"p50 {half.p50_ms:.0f} ms; goal <= 50 ms",
     )
+    inside = server_percentiles(out / "server-half", "/predictions/sentiment", (0.5, 0.99))
+    if inside:
+        table.add(
+            "the same, in the server (its access log): p50 / p99",
+            f"{inside[0]} / {inside[1]} ms",
+            "from receiving a request to answering it",
+        )
+    table.add("CPU at ~half saturation", result["cpu"].describe(), "")
 
 
 def generation(args: argparse.Namespace, out: Path, tables: list[Table]) -> None:
