@@ -2,9 +2,12 @@
 
     python -m benchmarks.layout --model sentiment
     python -m benchmarks.layout --model lm --repeats 3
+    python -m benchmarks.layout --model sentiment --users 107 --wait 0.2   # tails at part load
 
 Each candidate is archived with its own model-config, served, and saturated by Locust for the
-same time, in ``--repeats`` interleaved rounds (median and spread reported, since this
+same time (or, with ``--wait``, loaded by users who think up to that many seconds between
+requests: the same offered load for every candidate, to compare their tails), in ``--repeats``
+interleaved rounds (median and spread reported, since this
 machine's runs differ by tens of percent); the table goes to runs/layout/<time>/layout.md.
 The winner is then written by hand into handlers/<model>/model-config.yaml (the one source
 of truth).
@@ -36,6 +39,7 @@ CANDIDATES = {
         {"workers": 1, "threads": 1, "batchSize": 16, "maxBatchDelay": 5},
         {"workers": 2, "threads": 1, "batchSize": 32, "maxBatchDelay": 5},
         {"workers": 2, "threads": 1, "batchSize": 8, "maxBatchDelay": 2},
+        {"workers": 2, "threads": 1, "batchSize": 16, "maxBatchDelay": 1},
     ],
     # Continuous batching: one worker (see handlers/lm/model-config.yaml); what is left to choose is
     # its threads, a helper decode process or not, decoding ahead during the Java round trip or
@@ -66,6 +70,7 @@ def model_config(base: dict, candidate: dict) -> dict:
 class Measured:
     rate: float  # tokens/s (lm) or requests/s (sentiment)
     note: str
+    p99_ms: float
 
 
 def archive_candidate(args, out: Path, artifact: Path, base: dict, index: int, candidate) -> Path:
@@ -79,7 +84,7 @@ def archive_candidate(args, out: Path, artifact: Path, base: dict, index: int, c
 def measure(args, out: Path, store: Path, name: str) -> Measured:
     """One saturation run of one candidate's archive."""
     run_dir = out / f"server-{name}"
-    env = {"LOADTEST_MAX_WAIT": "0", "LOADTEST_MAX_NEW_TOKENS": "128"}
+    env = {"LOADTEST_MAX_WAIT": str(args.wait), "LOADTEST_MAX_NEW_TOKENS": "128"}
     with server(store, (args.model,), run_dir):
         result = locust(
             run_dir, out / f"locust-{name}", SCENARIO[args.model], args.users, args.duration, env
@@ -93,7 +98,7 @@ def measure(args, out: Path, store: Path, name: str) -> Measured:
         f"p99 {stats.p99_ms:.0f} ms{first_note}, mean batch "
         f"{load.mean_batch_size or 0:.1f}, failures {stats.failures}"
     )
-    return Measured(rate, note)
+    return Measured(rate, note, stats.p99_ms)
 
 
 def main() -> None:
@@ -106,13 +111,15 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=64)
     parser.add_argument("--only", type=int, nargs="*", help="indices of candidates to run")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds (median)")
+    parser.add_argument("--wait", type=float, default=0.0, help="users' longest think time, s")
     args = parser.parse_args()
     out = ROOT / "runs" / "layout" / f"{args.model}-{datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
     artifact = unpack_archive(args.model_store / f"{args.model}.mar", out / "artifact")
     base = served_settings(args.model)
+    think = f"think time up to {args.wait} s" if args.wait else "no think time"
     table = Table(
-        f"Worker layout for {args.model} ({args.users} Locust users, no think time, "
+        f"Worker layout for {args.model} ({args.users} Locust users, {think}, "
         f"median of {args.repeats} interleaved rounds)"
     )
     chosen = [
@@ -132,7 +139,9 @@ def main() -> None:
         unit = "tok/s" if args.model == "lm" else "/s"
         spread = f" ({rates[0]:.0f}-{rates[-1]:.0f})" if len(rates) > 1 else ""
         label = ", ".join(f"{k} {v}" for k, v in candidate.items())
-        table.add(label, f"{middle.rate:.0f} {unit}{spread}", middle.note)
+        tails = ", ".join(f"{r.p99_ms:.0f}" for r in results)
+        note = f"{middle.note}; p99 by round {tails} ms"
+        table.add(label, f"{middle.rate:.0f} {unit}{spread}", note)
     (out / "layout.md").write_text(table.markdown())
     print(f"wrote {out / 'layout.md'}")
 
