@@ -115,7 +115,7 @@ class TrainOptions:
     lr: float = 2e-3
     schedule: str = "cosine"
     warmup: int = 0
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # AdamW's decay, on every weight but the embedding's
     clip_norm: float = 1.0
     max_train: int | None = None  # use only the first N training rows (tests, quick checks)
     threads: int | None = None  # torch threads; None keeps torch's default
@@ -343,11 +343,14 @@ def _build_model(options: TrainOptions, reader: Reader) -> tuple[RecurrentClassi
 
 
 def _optimizer(model: RecurrentClassifier, options: TrainOptions) -> torch.optim.Optimizer:
-    """AdamW with the embedding on its own (smaller) learning rate; ``base_lr`` per group."""
+    """AdamW with the embedding on its own (smaller) learning rate; ``base_lr`` per group.
+
+    The embedding is never decayed: AdamW's decay shrinks every row each step, and most rows
+    are GloVe vectors of words the training set never shows, which must keep their scale."""
     embedding = list(model.embedding.parameters())
     rest = [p for n, p in model.named_parameters() if not n.startswith("embedding.")]
     groups = [
-        {"params": embedding, "base_lr": options.lr * options.embed_lr},
+        {"params": embedding, "base_lr": options.lr * options.embed_lr, "weight_decay": 0.0},
         {"params": rest, "base_lr": options.lr},
     ]
     # fused: one kernel over all parameters; unfused, the update of the 2.7M-row embedding cost
