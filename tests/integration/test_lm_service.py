@@ -9,6 +9,7 @@ import pytest
 
 from models.generation import GenerationRequest, Generator
 from serving.client import generate_stream
+from tests.text_pieces import printable_piece
 
 from .conftest import archived_generator
 
@@ -103,7 +104,7 @@ def test_stop_string_ends_generation_before_it(server):
     text = free["text"]
     if len(text) < 4:
         pytest.skip("the tiny model produced too little text to pick a stop string from")
-    stop = text[len(text) // 2 : len(text) // 2 + 2]
+    stop = printable_piece(text, len(text) // 2, 2)
     stopped = generate(server, **{**SEEDED, "max_new_tokens": 80, "stop": [stop]})
     assert stopped["finish_reason"] == "stop"
     assert stop not in stopped["text"]

@@ -11,6 +11,7 @@ from models.generation import GenerationRequest, Generator
 from models.language_model import LMConfig, RecurrentLM
 from models.requests import Row
 from models.tokenizer import Tokenizer
+from tests.text_pieces import printable_piece
 from training.data import load_text
 from training.train_lm import build_tokenizer
 
@@ -86,15 +87,6 @@ def test_max_new_tokens_and_length_finish(generator):
     results = generator.generate([GenerationRequest("A", n, 1.0, seed=n) for n in (1, 7, 19)])
     assert [r.generated_tokens for r in results] == [1, 7, 19]
     assert {r.finish_reason for r in results} == {"length"}
-
-
-def printable_piece(text: str, start: int, size: int) -> str:
-    """A substring of plain ASCII (random weights also emit byte pieces of broken UTF-8)."""
-    for begin in range(start, len(text) - size):
-        piece = text[begin : begin + size]
-        if piece.isascii() and piece.isprintable():
-            return piece
-    pytest.skip("no printable piece in the sampled text")
 
 
 def test_stop_string_truncates_and_finishes(generator):
