@@ -12,6 +12,13 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 MANAGEMENT_PORT ?= 8081
 METRICS_PORT ?= 8082
+GRPC_INFERENCE_PORT ?= 7070
+GRPC_MANAGEMENT_PORT ?= 7071
+WORKER_PORT ?= 9000
+# Every port a server takes, as serving.server and loadtest.run spell them.
+PORTS = --inference-port $(PORT) --management-port $(MANAGEMENT_PORT) --metrics-port $(METRICS_PORT) \
+	--grpc-inference-port $(GRPC_INFERENCE_PORT) --grpc-management-port $(GRPC_MANAGEMENT_PORT) \
+	--worker-port $(WORKER_PORT)
 MODEL_STORE ?= model_store
 ARTIFACTS ?= artifacts
 RUN_DIR ?= runs/server
@@ -58,7 +65,7 @@ lm-sweep: $(VENV)/.installed ## compare LM tokenizers at equal CPU minutes (MINU
 
 serve: models ## set up, train if needed, start TorchServe on $(HOST) and wait until every model is READY
 	$(PY) -m serving.server start --run-dir $(RUN_DIR) --auth $(AUTH) --host $(HOST) --model-store $(MODEL_STORE) \
-		--inference-port $(PORT) --management-port $(MANAGEMENT_PORT) --metrics-port $(METRICS_PORT)
+		$(PORTS)
 
 stop: ## stop the server started from this checkout
 	@if [ -x $(PY) ]; then $(PY) -m serving.server stop --run-dir $(RUN_DIR); else echo "nothing to stop"; fi
@@ -69,7 +76,7 @@ status: ## is a server from this checkout running?
 loadtest: $(VENV)/.installed ## load-test with Locust (USERS DURATION SPAWN_RATE SCENARIO); report in runs/loadtest/
 	$(PY) -m loadtest.run --users $(USERS) --spawn-rate $(SPAWN_RATE) --duration $(DURATION) \
 		--scenario $(SCENARIO) $(if $(WEIGHTS),--weights $(WEIGHTS)) --model-store $(MODEL_STORE) \
-		--auth $(AUTH) --inference-port $(PORT) --management-port $(MANAGEMENT_PORT) --metrics-port $(METRICS_PORT)
+		--auth $(AUTH) $(PORTS)
 
 lint: $(VENV)/.installed ## ruff lint and format check
 	$(VENV)/bin/ruff check .

@@ -74,6 +74,9 @@ class ServerConfig:
             inference_port=args.inference_port,
             management_port=args.management_port,
             metrics_port=args.metrics_port,
+            grpc_inference_port=args.grpc_inference_port,
+            grpc_management_port=args.grpc_management_port,
+            initial_worker_port=args.worker_port,
             auth=args.auth == "on",
             **settings,
         )
@@ -132,4 +135,14 @@ def add_server_arguments(parser: Any) -> None:
     parser.add_argument("--inference-port", type=int, default=ServerConfig.inference_port)
     parser.add_argument("--management-port", type=int, default=ServerConfig.management_port)
     parser.add_argument("--metrics-port", type=int, default=ServerConfig.metrics_port)
+    parser.add_argument("--grpc-inference-port", type=int, default=ServerConfig.grpc_inference_port)
+    parser.add_argument(
+        "--grpc-management-port", type=int, default=ServerConfig.grpc_management_port
+    )
+    parser.add_argument(
+        "--worker-port",
+        type=int,
+        default=ServerConfig.initial_worker_port,
+        help="the first worker's socket number (each worker takes the next)",
+    )
     parser.add_argument("--auth", choices=("on", "off"), default="on")

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ import requests
 from models.generation import Generator
 from serving.connection import Connection
 from serving.lifecycle import start, stop
-from serving.server_config import ServerConfig
+from serving.server_config import PORT_ROLES, ServerConfig, free_ports
 from training.archive import build_archive, packed_quantize, unpack_archive
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,3 +103,37 @@ def freeze(pids: list[int]) -> None:
 def thaw(pids: list[int]) -> None:
     for pid in pids:
         os.kill(pid, signal.SIGCONT)
+
+
+# Every port a server takes, as `serving.server` / `loadtest.run` flags, and their defaults.
+PORT_FLAGS = {role: "--" + role.replace("_", "-") for role in PORT_ROLES}
+PORT_FLAGS["initial_worker_port"] = "--worker-port"
+DEFAULT_PORTS = {f.name: f.default for f in fields(ServerConfig) if f.name in PORT_FLAGS}
+
+
+def free_server_ports() -> dict[str, int]:
+    """A free port for each of a server's roles (ServerConfig's field names)."""
+    return dict(zip(PORT_FLAGS, free_ports(len(PORT_FLAGS)), strict=True))
+
+
+def port_flags(ports: dict[str, int]) -> list[str]:
+    """``ports`` as `serving.server` / `loadtest.run` flags."""
+    return [str(part) for role, port in ports.items() for part in (PORT_FLAGS[role], port)]
+
+
+@contextmanager
+def default_ports_taken() -> Iterator[None]:
+    """Hold every default port (8080-8082, 7070, 7071, 9000) as a developer's `make serve`
+    from this checkout does; one that something else already holds is taken just the same."""
+    with ExitStack() as stack:
+        for port in DEFAULT_PORTS.values():
+            holder = stack.enter_context(socket.socket())
+            try:
+                holder.bind(("127.0.0.1", port))
+                holder.listen()
+            except OSError:
+                pass  # already taken by another process: as good for this test
+        for port in DEFAULT_PORTS.values():
+            with socket.socket() as probe, pytest.raises(OSError):
+                probe.bind(("127.0.0.1", port))
+        yield

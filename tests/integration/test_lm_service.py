@@ -9,6 +9,7 @@ import pytest
 
 from models.generation import GenerationRequest, Generator
 from serving.client import generate_stream
+from tests.sampling_reference import SETTINGS, StepLogits, check_settings, reference_generation
 from tests.text_pieces import printable_piece
 
 from .conftest import archived_generator
@@ -89,8 +90,29 @@ def test_served_answers_equal_the_archived_model_run_in_process(server, local_ge
             "generated_tokens": expected.generated_tokens,
             "finish_reason": expected.finish_reason,
         }, case
-    texts = {answer["text"] for answer in served}
-    assert len(texts) == len(served), "different settings must give different texts"
+
+
+def test_each_sampling_setting_gives_the_independent_references_text(server, local_generator):
+    """One prompt and seed under each setting (temperature, top-k, top-p, top-k 1, top-p near
+    0, greedy): the served int8 model's text is the one a NumPy sampler written from the
+    definitions picks from that model's logits with the request's uniforms; each setting
+    changes the text at this seed, and top-k 1 and top-p near 0 give greedy's."""
+    prompt, seed, length = "ROMEO:", 21, 60
+    cases = {
+        name: {"prompt": prompt, "max_new_tokens": length, "seed": seed, **setting}
+        for name, setting in SETTINGS.items()
+    }
+    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
+        served = pool.map(lambda case: generate(server, **case), cases.values())
+        answers = dict(zip(cases, served, strict=True))
+    tokenizer = local_generator.tokenizer
+    expected = {}
+    for name, setting in SETTINGS.items():
+        read = StepLogits(local_generator)
+        tokens = reference_generation(read, tokenizer.encode(prompt), length, seed=seed, **setting)
+        expected[name] = tokenizer.decode(tokens)
+    assert all(answer["generated_tokens"] == length for answer in answers.values())
+    check_settings({name: answer["text"] for name, answer in answers.items()}, expected)
 
 
 def test_greedy_is_deterministic_without_a_seed(server):

@@ -15,8 +15,7 @@ import pytest
 
 from loadtest import report
 from serving.lifecycle import server_pid
-from serving.server_config import free_ports
-from tests.integration.conftest import ROOT
+from tests.integration.conftest import ROOT, default_ports_taken, free_server_ports, port_flags
 
 pytestmark = pytest.mark.integration
 
@@ -79,16 +78,11 @@ def test_conversations_continue_their_sessions_without_a_failure(server, tmp_pat
 
 def test_load_run_starts_a_server_when_none_runs_and_stops_it(tiny_model_store, tmp_path):
     run_dir, out = tmp_path / "server", tmp_path / "run"
-    http = free_ports(3)
-    result = load_run(
-        out,
-        run_dir,
-        "classify",
-        "4s",
-        *("--model-store", str(tiny_model_store)),
-        *("--inference-port", str(http[0]), "--management-port", str(http[1])),
-        *("--metrics-port", str(http[2])),
-    )
+    ports = port_flags(free_server_ports())
+    with default_ports_taken():  # as a developer's `make serve` holds them
+        result = load_run(
+            out, run_dir, "classify", "4s", "--model-store", str(tiny_model_store), *ports
+        )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "server started by this run" in check_run_folder(out, "classify")
     assert server_pid(run_dir) is None

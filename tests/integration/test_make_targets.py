@@ -4,6 +4,7 @@ from a run folder of their own, so a developer's own server is left alone)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,11 +13,19 @@ import pytest
 
 from serving.client import Client
 from serving.lifecycle import server_pid, stop
-from serving.server_config import free_ports
+from tests.integration.conftest import default_ports_taken, free_server_ports
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
+MAKE_PORTS = {  # the Makefile's variable for each port
+    "inference_port": "PORT",
+    "management_port": "MANAGEMENT_PORT",
+    "metrics_port": "METRICS_PORT",
+    "grpc_inference_port": "GRPC_INFERENCE_PORT",
+    "grpc_management_port": "GRPC_MANAGEMENT_PORT",
+    "initial_worker_port": "WORKER_PORT",
+}
 
 
 def make(target: str, settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -28,15 +37,23 @@ def make(target: str, settings: dict[str, str]) -> subprocess.CompletedProcess[s
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 def test_models_serve_status_stop(tiny_model_store, tmp_path):
     artifacts = tiny_model_store.parent  # the tiny trainers' folders: sentiment/, lm/
-    inference, management, metrics = free_ports(3)
+    ports = free_server_ports()
     settings = {
         "ARTIFACTS": str(artifacts),
         "MODEL_STORE": str(tmp_path / "store"),
         "RUN_DIR": str(tmp_path / "run"),
-        "PORT": str(inference),
-        "MANAGEMENT_PORT": str(management),
-        "METRICS_PORT": str(metrics),
+        **{MAKE_PORTS[role]: port for role, port in ports.items()},
     }
+    inference = ports["inference_port"]
+    # A developer's `make serve` from this checkout holds the default ports meanwhile.
+    with default_ports_taken():
+        check_models_serve_status_stop(settings, tmp_path, inference)
+    rendered = (tmp_path / "run" / "config.properties").read_text()
+    for role, port in ports.items():  # "grpc_inference_port=N", "inference_address=...:N"
+        assert re.search(rf"[=:]{port}$", rendered, re.MULTILINE), role
+
+
+def check_models_serve_status_stop(settings: dict[str, str], tmp_path, inference: int) -> None:
     try:
         models = make("models", settings)
         assert models.returncode == 0, models.stderr
