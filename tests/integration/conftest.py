@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, fields
@@ -22,7 +23,7 @@ import requests
 
 from models.generation import Generator
 from serving.connection import Connection
-from serving.lifecycle import start, stop
+from serving.lifecycle import STARTUP_LOG, start, stop
 from serving.server_config import PORT_ROLES, ServerConfig, free_ports
 from training.archive import build_archive, packed_quantize, unpack_archive
 
@@ -137,3 +138,66 @@ def default_ports_taken() -> Iterator[None]:
             with socket.socket() as probe, pytest.raises(OSError):
                 probe.bind(("127.0.0.1", port))
         yield
+
+
+# A stop string no text of the tiny models can contain (none of their pieces holds a snowman),
+# and the longest generation the API allows: a stream that runs until its length is reached.
+NEVER = "\u2603"
+ENDLESS = {"prompt": "KING:", "max_new_tokens": 1000, "temperature": 1.0, "stop": [NEVER]}
+
+
+@dataclass
+class Call:
+    """One handler call of the LM worker, as its own metric line in the server's log says:
+    the jobs it answered (TorchServe's request ids) and the rows running after it."""
+
+    ids: list[str]
+    rows: int
+
+
+class CallLog:
+    """The LM handler's calls from here on, read back from the worker's log (each call prints
+    an ActiveRows gauge tagged with the request ids of its jobs): which requests the server
+    really decoded together, whatever the clients saw and when."""
+
+    def __init__(self, run_dir: Path) -> None:
+        # TorchServe's console (ts_log.log holds each line twice: two appenders write it).
+        self.path = Path(run_dir) / "logs" / STARTUP_LOG
+        self.start = self.path.stat().st_size
+
+    def calls(self) -> list[Call]:
+        with open(self.path, "rb") as log:
+            log.seek(self.start)
+            text = log.read().decode(errors="replace")
+        calls = []
+        for line in text.splitlines():
+            metric = line.partition("[METRICS]ActiveRows.Count:")[2]
+            if not metric or "ModelName:lm" not in metric:
+                continue
+            rows, _, tags = metric.partition("|")
+            listed = tags.rpartition("#hostname:")[2].split(",")[2:]  # host, time, then ids
+            ids = [part.strip() for part in listed if part.strip() and "=" not in part]
+            calls.append(Call(ids, int(float(rows))))
+        return calls
+
+    def settled(self, requests: int, timeout: float = 30.0) -> list[Call]:
+        """The calls, once the log shows ``requests`` jobs and no row running after the last
+        call (the frontend writes a worker's lines a little after its answers went out);
+        fails after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            calls = self.calls()
+            seen = {rid for call in calls for rid in call.ids}
+            if len(seen) >= requests and calls[-1].rows == 0:
+                return calls
+            assert time.monotonic() < deadline, f"{requests} requests not logged: {calls}"
+            time.sleep(0.1)
+
+
+def ran_across(calls: list[Call], running: str, other: str) -> bool:
+    """Whether the job ``running`` was in the call that handled ``other`` and in a later one:
+    it was running, not finishing, when ``other`` was decoded or answered."""
+    first = next((n for n, call in enumerate(calls) if other in call.ids), None)
+    if first is None or running not in calls[first].ids:
+        return False
+    return any(running in call.ids for call in calls[first + 1 :])

@@ -13,10 +13,11 @@ import pytest
 
 from loadtest.metrics import ACTIVE_ROWS, ACTIVE_SESSIONS, parse_counters, scrape
 
+from .conftest import ENDLESS, Call, CallLog, ran_across
+
 pytestmark = pytest.mark.integration
 
 SEEDED = {"prompt": "ROMEO:", "max_new_tokens": 40, "temperature": 1.0, "top_p": 0.9, "seed": 99}
-LONG = {"prompt": "KING:", "max_new_tokens": 1000, "temperature": 1.0, "seed": 3}
 
 
 def generate(server, **payload) -> dict:
@@ -58,15 +59,36 @@ def settled_gauges(server, expected: dict[str, float], timeout: float = 15.0) ->
         time.sleep(0.2)
 
 
+def quiet_log(server) -> CallLog:
+    """The LM's call log from a moment when no row runs (earlier tests' rows have left)."""
+    settled_gauges(server, {ACTIVE_ROWS: 0})
+    return CallLog(server.run_dir)
+
+
+def long_stream_id(calls: list[Call]) -> str:
+    """The request id of the stream a test opened first on a quiet server: alone in its call."""
+    assert calls and len(calls[0].ids) == 1, calls[:1]
+    return calls[0].ids[0]
+
+
 def test_a_request_joining_a_running_loop_gets_the_answer_it_gets_alone(server):
     alone = generate(server, **SEEDED)
-    reply, _, _ = open_stream(server, **LONG)
+    log = quiet_log(server)
+    reply, lines, _ = open_stream(server, **ENDLESS)
     try:
         with ThreadPoolExecutor(max_workers=6) as pool:
             joined = list(pool.map(lambda _: generate(server, **SEEDED), range(6)))
+        rest = [json.loads(line) for line in lines if line]
     finally:
         reply.close()
     assert all(answer == alone for answer in joined)
+    assert rest[-1]["generated_tokens"] == ENDLESS["max_new_tokens"]
+    calls = log.settled(requests=7)
+    stream = long_stream_id(calls)
+    others = {rid for call in calls for rid in call.ids} - {stream}
+    assert len(others) == 6, calls
+    late = [rid for rid in others if not ran_across(calls, stream, rid)]
+    assert not late, f"the long stream was not running while {late} were decoded"
 
 
 def test_a_session_continues_exactly_like_one_request_with_the_whole_text(server):
@@ -91,13 +113,19 @@ def test_session_errors_name_the_field_and_the_case(server):
     assert "no such session" in unknown.json()["error"]
     ending_nothing = server.post("lm", json={"prompt": "x", "end_session": True})
     assert ending_nothing.status_code == 400 and ending_nothing.json()["field"] == "end_session"
-    reply, _, first = open_stream(server, **LONG, session="new")
+    log = quiet_log(server)
+    reply, lines, first = open_stream(server, **ENDLESS, session="new")
     try:
         assert first["session"], "the first streamed chunk carries the session id"
         busy = server.post("lm", json={"prompt": "x", "session": first["session"]})
         assert busy.status_code == 409 and busy.json()["field"] == "session", busy.text
+        assert [json.loads(line) for line in lines if line][-1]["finish_reason"] == "length"
     finally:
         reply.close()
+    calls = log.settled(requests=2)
+    stream = long_stream_id(calls)
+    (refused,) = {rid for call in calls for rid in call.ids} - {stream}
+    assert ran_across(calls, stream, refused), "the session's stream had ended before the 409"
 
 
 def test_streams_that_disconnect_leave_no_rows_or_sessions_behind(server):
