@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, fields
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -153,6 +154,7 @@ class Call:
 
     ids: list[str]
     rows: int
+    at: float  # when the frontend logged it (epoch seconds): just after the worker printed it
 
 
 class CallLog:
@@ -177,7 +179,8 @@ class CallLog:
             rows, _, tags = metric.partition("|")
             listed = tags.rpartition("#hostname:")[2].split(",")[2:]  # host, time, then ids
             ids = [part.strip() for part in listed if part.strip() and "=" not in part]
-            calls.append(Call(ids, int(float(rows))))
+            stamp = datetime.strptime(line[:23], "%Y-%m-%dT%H:%M:%S,%f").timestamp()
+            calls.append(Call(ids, int(float(rows)), stamp))
         return calls
 
     def settled(self, requests: int, timeout: float = 30.0) -> list[Call]:

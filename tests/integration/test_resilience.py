@@ -22,7 +22,7 @@ from loadtest import metrics
 from serving.healthcheck import check
 from serving.lifecycle import DRAIN_DIR, PID_FILE, alive, server_pid, stop
 
-from .conftest import freeze, launch, thaw, worker_pids
+from .conftest import ENDLESS, CallLog, freeze, launch, thaw, worker_pids
 
 pytestmark = pytest.mark.integration
 
@@ -136,16 +136,18 @@ def test_stop_finishes_a_running_stream_and_refuses_new_work(own_server):
     run_dir = own_server.run_dir
     pid = server_pid(run_dir)
     lm_workers = worker_pids(own_server.connection, "lm")
-    body = {**LONG_GENERATION, "max_new_tokens": 1000, "stream": True}
-    reply = own_server.post("lm", json=body, stream=True, timeout=90)
+    log = CallLog(run_dir)
+    reply = own_server.post("lm", json={**ENDLESS, "seed": 7, "stream": True}, stream=True)
     lines = reply.iter_lines()
     first = json.loads(next(line for line in lines if line))
     freeze(lm_workers)  # about 0.4 s of generation is still ahead of it
+    frozen = time.time()
     stopper = threading.Thread(target=stop, args=(run_dir,))
     try:
         stopper.start()
-        deadline = time.monotonic() + 10
-        while not drain.is_draining(run_dir / DRAIN_DIR) and time.monotonic() < deadline:
+        deadline = time.monotonic() + 30
+        while not drain.is_draining(run_dir / DRAIN_DIR):
+            assert time.monotonic() < deadline, "no drain began within 30 s of the stop"
             time.sleep(0.05)
         refused = own_server.post("sentiment", json={"text": "too late"}, timeout=30)
         assert refused.status_code == 503, refused.text
@@ -160,6 +162,10 @@ def test_stop_finishes_a_running_stream_and_refuses_new_work(own_server):
     assert not stopper.is_alive()
     assert reply.status_code == 200
     assert rest[-1]["finish_reason"] == "length" and rest[-1]["generated_tokens"] == 1000
+    # The worker's own log: the call that ended the stream came after the freeze (a second
+    # at least: the stop was checked meanwhile), so the stop began while the stream ran.
+    ended = [call.at for call in log.calls() if call.rows == 0]
+    assert ended and ended[0] > frozen + 0.5, (ended, frozen)
     assert (first["text"] + "".join(chunk["text"] for chunk in rest)).strip()
     assert not alive(pid), "the server process outlived `stop`"
     assert not (run_dir / "tmp" / PID_FILE).exists()
