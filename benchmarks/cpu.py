@@ -64,6 +64,12 @@ class CpuSplit:
     seconds: float = 0.0
     _start: dict = field(default_factory=dict, repr=False)
 
+    @property
+    def server(self) -> float:
+        """Cores the server's own processes used: its workers (and their helpers) and the
+        frontend; what is left of the busy time went to the load generator and the rest."""
+        return self.workers + self.frontend
+
     def describe(self) -> str:
         return (
             f"workers {self.workers:.2f}, Java frontend {self.frontend:.2f}, "

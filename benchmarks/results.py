@@ -50,6 +50,17 @@ def goal_verdict(value: str, note: str) -> tuple[int, str] | None:
     return goal.start(), f"{stated} ✗ ({missed})"
 
 
+@dataclass(frozen=True)
+class Goal:
+    """A row's goal, written at the end of its note as `goal_verdict` reads it back."""
+
+    sign: str  # ">=" or "<="
+    target: float
+
+    def note(self) -> str:
+        return f"goal {self.sign} {self.target:g}"
+
+
 @dataclass
 class Table:
     """Rows of (measure, value, note) printed and written as markdown."""
@@ -57,7 +68,10 @@ class Table:
     title: str
     rows: list[tuple[str, str, str]] = field(default_factory=list)
 
-    def add(self, measure: str, value: str, note: str = "") -> None:
+    def add(self, measure: str, value: str, note: str = "", goal: Goal | None = None) -> None:
+        """A row; a ``goal`` goes at the end of its note, where `goal_verdict` finds it."""
+        if goal is not None:
+            note = f"{note}; {goal.note()}" if note else goal.note()
         self.rows.append((measure, value, note))
         print(f"  {measure:<58} {value:>14}  {self.note_with_verdict(value, note)}", flush=True)
 
