@@ -50,9 +50,11 @@ def save_artifact(
     """Write an artifact folder; ``extra`` (labels, metrics, training settings) goes to config.
 
     Each file is replaced atomically and the weights come last: make takes ``weights.pt`` as
-    the sign of a finished artifact, so an interrupted save is retried, never half used."""
+    the sign of a finished artifact, so an interrupted save is retried, never half used. The
+    old weights go first: left beside a new tokenizer or config, they would look finished."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    (directory / WEIGHTS_FILE).unlink(missing_ok=True)
     if Path(tokenizer_file).resolve() != (directory / TOKENIZER_FILE).resolve():
         with atomic.replacing(directory / TOKENIZER_FILE) as temporary:
             shutil.copyfile(tokenizer_file, temporary)

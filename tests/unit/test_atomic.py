@@ -16,22 +16,33 @@ def files(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir()}
 
 
-def test_an_interrupted_save_keeps_the_previous_weights(tmp_path, monkeypatch):
-    tokenizer = tmp_path / "tok.model"
-    tokenizer.write_text("vocabulary")
+@pytest.mark.parametrize("dies_in", ["tokenizer", "config", "weights"])
+def test_an_interrupted_save_leaves_no_weights_for_make_to_take_as_finished(
+    tmp_path, monkeypatch, dies_in
+):
+    """make keys on weights.pt: after an interrupted save it must be gone (make trains again),
+    never the old weights beside a new tokenizer or config, nor half a new file."""
+    old_tokenizer, new_tokenizer = tmp_path / "old.model", tmp_path / "new.model"
+    old_tokenizer.write_text("old vocabulary")
+    new_tokenizer.write_text("new vocabulary")
     out = tmp_path / "artifact"
-    artifact.save_artifact(out, "lm", {"n": 1}, {"w": torch.ones(2)}, tokenizer)
-    before = (out / artifact.WEIGHTS_FILE).read_bytes()
+    artifact.save_artifact(out, "lm", {"n": 1}, {"w": torch.ones(2)}, old_tokenizer)
 
-    def dies_mid_write(obj, path):
-        Path(path).write_bytes(b"half a pickle")
+    def dies(*args, **kwargs):
+        if dies_in != "config":  # copyfile(source, target), torch.save(obj, target)
+            Path(args[1]).write_bytes(b"half a file")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(artifact.torch, "save", dies_mid_write)
+    steps = {
+        "tokenizer": (artifact.shutil, "copyfile"),
+        "config": (artifact.atomic, "write_text"),
+        "weights": (artifact.torch, "save"),
+    }
+    monkeypatch.setattr(*steps[dies_in], dies)
     with pytest.raises(KeyboardInterrupt):
-        artifact.save_artifact(out, "lm", {"n": 2}, {"w": torch.zeros(2)}, tokenizer)
-    assert (out / artifact.WEIGHTS_FILE).read_bytes() == before
-    assert files(out) == set(artifact.ARTIFACT_FILES), "no partial file may stay behind"
+        artifact.save_artifact(out, "lm", {"n": 2}, {"w": torch.zeros(2)}, new_tokenizer)
+    assert artifact.WEIGHTS_FILE not in files(out)
+    assert files(out) <= set(artifact.ARTIFACT_FILES), "no partial file may stay behind"
 
 
 def test_a_failed_archive_build_leaves_no_archive_behind(tmp_path, monkeypatch):

@@ -76,3 +76,18 @@ def test_a_session_whose_first_request_failed_is_gone():
     session = store.open()
     store.release(session)
     assert kind_of(store, session) == "unknown" and len(store) == 0
+
+
+def test_the_least_recently_used_session_is_evicted_not_the_oldest():
+    """Three sessions in a store of two: the first one opened was used again since, so the
+    second (unused the longest) is the one evicted; first-in-first-out would drop the first."""
+    store = SessionStore(capacity=2, ttl_seconds=60)
+    first, second = store.open(), store.open()
+    store.put(first, carry(1.0))
+    store.put(second, carry(2.0))
+    store.put(first, store.take(first))  # a follow-up on the first: now the most recent
+    third = store.open()
+    store.put(third, carry(3.0))
+    assert store.evictions == 1 and len(store) == 2
+    assert kind_of(store, second) == "expired"  # evicted: told to resend its text
+    assert store.take(first).token == 1 and store.take(third).token == 3
