@@ -59,7 +59,7 @@ from loadtest import report
 from models.classifier import SentimentPredictor
 from models.generation import Generator
 from serving.connection import Connection
-from serving.lifecycle import missing_archives
+from serving.lifecycle import missing_archives, missing_archives_message
 from serving.server_config import DEFAULT_MODELS
 from training.archive import build_archive, unpack_archive
 from training.data import load_sentiment, load_text, split_text
@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     missing = missing_archives(args.model_store, DEFAULT_MODELS)
     if missing:
-        sys.exit(f"error: no {', '.join(missing)} archive in {args.model_store}: run `make models`")
+        sys.exit(f"error: {missing_archives_message(args.model_store, missing)}")
     out = BENCH_RUNS / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     tables: list[Table] = []

@@ -83,6 +83,11 @@ def missing_archives(model_store: Path, models: tuple[str, ...]) -> list[str]:
     return [m for m in models if not (model_store / f"{m}.mar").exists()]
 
 
+def missing_archives_message(model_store: Path, missing: list[str]) -> str:
+    """What a command says when archives are missing (the README quotes it)."""
+    return f"no {', '.join(missing)} archive in {model_store}: run `make models`"
+
+
 def start(config: ServerConfig, timeout: float = 300.0) -> Connection:
     """Start TorchServe and return once every worker of every model is READY."""
     run_dir = Path(config.run_dir).resolve()
@@ -90,7 +95,7 @@ def start(config: ServerConfig, timeout: float = 300.0) -> Connection:
         raise ServerError(f"a server from {run_dir} is already running: stop it first")
     missing = missing_archives(Path(config.model_store), config.models)
     if missing:
-        raise ServerError(f"no archive for {missing} in {config.model_store}: run `make models`")
+        raise ServerError(missing_archives_message(config.model_store, missing))
     check_ports(config)
     for stale in (run_dir / KEY_FILE, run_dir / STATE_FILE):
         stale.unlink(missing_ok=True)

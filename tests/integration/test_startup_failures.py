@@ -4,6 +4,7 @@ the cause in one line (issue #16), instead of a timeout minutes later."""
 from __future__ import annotations
 
 import socket
+import time
 import zipfile
 from pathlib import Path
 
@@ -17,12 +18,18 @@ from training.archive import build_archive, model_config_path
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 120  # what a timeout would say is "not READY after 120s": never the message below
+# "Within seconds": the JVM starting and the worker failing on a busy 2-core machine, far
+# inside the timeout a hang would run into.
+FAILS_WITHIN = 60.0
 
 
 def start_failing(store: Path, run_dir: Path, **settings) -> str:
     config = ServerConfig.on_free_ports(model_store=store, run_dir=run_dir, **settings)
+    started = time.monotonic()
     with pytest.raises(ServerError) as error:
         start(config, timeout=TIMEOUT)
+    took = time.monotonic() - started
+    assert took < FAILS_WITHIN, f"the start took {took:.0f} s to fail: {error.value}"
     assert server_pid(run_dir) is None, "a failed start must not leave TorchServe running"
     return str(error.value)
 
