@@ -4,12 +4,13 @@ conversations, and errors as exceptions (never an exit from inside a library cal
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
-from serving.client import Client, ClientError
+from serving.client import KEY_ENV, URL_ENV, Client, ClientError
 
 from .conftest import ROOT
 
@@ -21,8 +22,15 @@ def client(server) -> Client:
     return Client(server.connection)
 
 
-def test_classify_generate_and_stream(client):
-    assert client.classify("a gripping , funny movie")["label"] in ("positive", "negative")
+def direct(server, text: str) -> dict:
+    """The sentiment answer over plain HTTP, what every client path must give back."""
+    reply = server.post("sentiment", json={"text": text})
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def test_classify_generate_and_stream(server, client):
+    assert client.classify("a gripping , funny movie") == direct(server, "a gripping , funny movie")
     whole = client.generate("ROMEO:", max_new_tokens=20, temperature=1.0, seed=4)
     chunks = list(client.stream("ROMEO:", max_new_tokens=20, temperature=1.0, seed=4))
     assert "".join(c["text"] for c in chunks) == whole["text"]
@@ -33,6 +41,11 @@ def test_a_conversation_keeps_its_session_until_it_ends(client):
     first = chat.say("ROMEO:")
     second = chat.say("\nJULIET:")
     assert first["session"] == second["session"] == chat.session
+    # Greedy: the second turn is what one request with the whole conversation so far gets.
+    whole = client.generate(
+        "ROMEO:" + first["text"] + "\nJULIET:", max_new_tokens=10, temperature=0
+    )
+    assert second["text"] == whole["text"]
     session = chat.session
     chat.end()
     with pytest.raises(ClientError) as error:
@@ -67,7 +80,28 @@ def test_the_command_line_prints_answers_and_one_line_errors(server):
     )
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert refused.stderr.startswith("error: HTTP 400: max_new_tokens"), refused.stderr
-    anywhere = [sys.executable, "-m", "serving.client", "--url", server.connection.inference_url]
-    anywhere += ["--key", server.connection.inference_key, "classify", "fine"]
-    labelled = subprocess.run(anywhere, cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert json.loads(labelled.stdout)["label"] in ("positive", "negative"), labelled.stderr
+    url, key = server.connection.inference_url, server.connection.inference_key
+    anywhere = [sys.executable, "-m", "serving.client", "--url", url, "--key", key]
+    labelled = subprocess.run(
+        [*anywhere, "classify", "fine"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert json.loads(labelled.stdout) == direct(server, "fine"), labelled.stderr
+    # The same server named by the environment instead of flags.
+    env = {**os.environ, URL_ENV: url, KEY_ENV: key}
+    by_env = subprocess.run(
+        [sys.executable, "-m", "serving.client", "classify", "fine"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert json.loads(by_env.stdout) == direct(server, "fine"), by_env.stderr
+
+
+def test_a_client_from_a_url_and_key_gets_the_same_answers(server):
+    remote = Client.from_url(server.connection.inference_url, server.connection.inference_key)
+    assert remote.classify("a dull , lifeless film") == direct(server, "a dull , lifeless film")
+    with pytest.raises(ClientError) as error:
+        Client.from_url(server.connection.inference_url, "wrong-key").classify("x")
+    assert error.value.status in (400, 401), error.value
