@@ -3,6 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
+PIP_PIN := pip==26.3  # the installer itself is pinned too (the build backend: pyproject.toml)
 VENV := .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= ../shared/data
@@ -41,8 +42,9 @@ help: ## list the targets
 $(VENV)/.installed: requirements-torch.txt pyproject.toml scripts/ensure-java.sh
 	bash scripts/ensure-java.sh
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-torch.txt
+	$(PY) -m pip install -q $(PIP_PIN)
+	$(PY) -m pip install -q --no-index --no-deps -r requirements-torch.txt 2>/dev/null \
+		|| $(PY) -m pip install -q -r requirements-torch.txt
 	$(PY) -m pip install -q -e ".[serve,train,loadtest,dev]"
 	touch $@
 
