@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from models.classifier import SentimentPredictor
 from serving.client import Client
 from serving.lifecycle import server_pid, stop
 from tests.integration.conftest import default_ports_taken, free_server_ports
+from training.archive import packed_quantize, unpack_archive
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +67,12 @@ def check_models_serve_status_stop(settings: dict[str, str], tmp_path, inference
         assert make("status", settings).stdout.strip().startswith("running")
         client = Client.from_run_dir(str(tmp_path / "run"))
         assert client.connection.inference_url.endswith(f":{inference}")
-        assert client.classify("a gripping , funny movie")["label"] in ("positive", "negative")
+        text = "a gripping , funny movie"
+        store = tmp_path / "store" / "sentiment.mar"
+        local = SentimentPredictor.from_artifact(
+            unpack_archive(store, tmp_path / "unpacked"), quantize=packed_quantize(store)
+        )
+        assert client.classify(text)["label"] == local.predict([text])[0]["label"]
 
         stopped = make("stop", settings)
         assert stopped.returncode == 0 and "stopped" in stopped.stdout

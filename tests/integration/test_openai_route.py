@@ -7,7 +7,10 @@ import openai
 import pytest
 import requests
 
+from models.artifact import load_artifact
+from models.tokenizer import Tokenizer
 from tests.text_pieces import printable_piece
+from training.archive import unpack_archive
 
 pytestmark = pytest.mark.integration
 
@@ -26,13 +29,21 @@ def native(server, **payload) -> dict:
     return reply.json()
 
 
-def test_a_completion_equals_the_native_answer_for_the_same_parameters(server, client):
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_store, tmp_path_factory) -> Tokenizer:
+    """The served model's tokenizer, from its archive."""
+    unpacked = unpack_archive(tiny_model_store / "lm.mar", tmp_path_factory.mktemp("lm"))
+    return load_artifact(unpacked).tokenizer
+
+
+def test_a_completion_equals_the_native_answer_for_the_same_parameters(server, client, tokenizer):
     completion = client.completions.create(model="lm", **SEEDED)
     ours = native(server, prompt="ROMEO:", max_new_tokens=30, temperature=1.0, top_p=0.9, seed=11)
     choice = completion.choices[0]
     assert completion.object == "text_completion" and completion.model == "lm"
     assert choice.text == ours["text"] and choice.finish_reason == ours["finish_reason"]
     assert completion.usage.completion_tokens == ours["generated_tokens"]
+    assert completion.usage.prompt_tokens == len(tokenizer.encode(SEEDED["prompt"]))
     assert completion.usage.total_tokens == completion.usage.prompt_tokens + 30
     stop = printable_piece(ours["text"], 5, 2)
     stopped = client.completions.create(model="lm", **SEEDED, stop=[stop])

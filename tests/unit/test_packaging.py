@@ -36,3 +36,14 @@ def test_the_torch_pin_is_the_same_in_both_places():
     """requirements-torch.txt is installed first, on its own; pyproject.toml must agree."""
     first = (ROOT / "requirements-torch.txt").read_text().split()
     assert [p for p in first if p.startswith("torch==")] == PROJECT["dependencies"]
+
+
+def test_cpu_users_get_the_cpu_torch_and_every_installer_is_pinned():
+    """Outside these machines pip must find PyTorch's CPU wheel (PyPI's Linux torch pulls the
+    CUDA libraries), and `make setup` installs nothing unpinned, pip itself included."""
+    lines = (ROOT / "requirements-torch.txt").read_text().splitlines()
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in lines
+    recipe = (ROOT / "Makefile").read_text()
+    assert "--upgrade pip" not in recipe and "PIP_PIN := pip==" in recipe
+    build = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    assert all("==" in requirement for requirement in build), build
