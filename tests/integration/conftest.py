@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from loadtest.metrics import ACTIVE_ROWS, parse_counters, scrape
 from models.generation import Generator
 from serving.connection import Connection
 from serving.lifecycle import STARTUP_LOG, start, stop
@@ -204,3 +205,30 @@ def ran_across(calls: list[Call], running: str, other: str) -> bool:
     if first is None or running not in calls[first].ids:
         return False
     return any(running in call.ids for call in calls[first + 1 :])
+
+
+def lm_gauges(server: RunningServer) -> dict[str, float]:
+    """The LM handler's gauges (ActiveRows, ActiveSessions) as the metrics endpoint has them."""
+    values = parse_counters(scrape(server.connection.metrics_url), kind="gauge")
+    return {name: value for (name, model), value in values.items() if model == "lm"}
+
+
+def settled_gauges(server, expected: dict[str, float], timeout: float = 15.0) -> dict[str, float]:
+    """The gauges once they read ``expected``: the worker reports its metrics through its log
+    after answering, so a scrape right after an answer may still show the call before.
+    Fails if they do not within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = lm_gauges(server)
+        if all(now.get(k) == v for k, v in expected.items()):
+            return now
+        assert time.monotonic() < deadline, f"gauges {now}, not {expected}, after {timeout} s"
+        time.sleep(0.2)
+
+
+def idle_lm(server: RunningServer) -> None:
+    """Wait until no row runs in the LM's loop: one request lets the worker drop rows whose
+    clients went away (it notices at its next call), then the gauge must read 0."""
+    reply = server.post("lm", json={"prompt": "idle", "max_new_tokens": 1})
+    assert reply.status_code == 200, reply.text
+    settled_gauges(server, {ACTIVE_ROWS: 0})

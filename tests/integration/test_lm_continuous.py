@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from loadtest.metrics import ACTIVE_ROWS, ACTIVE_SESSIONS, parse_counters, scrape
+from loadtest.metrics import ACTIVE_ROWS, ACTIVE_SESSIONS
 
-from .conftest import ENDLESS, Call, CallLog, ran_across
+from .conftest import ENDLESS, Call, CallLog, idle_lm, ran_across, settled_gauges
 
 pytestmark = pytest.mark.integration
 
@@ -35,11 +34,6 @@ def open_stream(server, **payload):
     return reply, lines, first
 
 
-def gauges(server) -> dict[str, float]:
-    values = parse_counters(scrape(server.connection.metrics_url), kind="gauge")
-    return {name: value for (name, model), value in values.items() if model == "lm"}
-
-
 def worker_rss_mb(server) -> float:
     """Resident memory of the LM's worker process, from /proc."""
     pid = server.connection.model_status("lm")[0]["workers"][0]["pid"]
@@ -48,20 +42,9 @@ def worker_rss_mb(server) -> float:
     return kilobytes / 1024
 
 
-def settled_gauges(server, expected: dict[str, float], timeout: float = 15.0) -> dict[str, float]:
-    """The worker reports its metrics through its log after answering, so a scrape right
-    after an answer may still show the call before: read until they match or time runs out."""
-    deadline = time.monotonic() + timeout
-    while True:
-        now = gauges(server)
-        if all(now.get(k) == v for k, v in expected.items()) or time.monotonic() > deadline:
-            return now
-        time.sleep(0.2)
-
-
 def quiet_log(server) -> CallLog:
     """The LM's call log from a moment when no row runs (earlier tests' rows have left)."""
-    settled_gauges(server, {ACTIVE_ROWS: 0})
+    idle_lm(server)
     return CallLog(server.run_dir)
 
 
