@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import yaml
 
-from loadtest.metrics import ACTIVE_ROWS, ACTIVE_SESSIONS
+from handlers.lm.handler import METRIC_AHEAD_MS as AHEAD_MS
+from loadtest.metrics import (
+    ACTIVE_ROWS,
+    ACTIVE_SESSIONS,
+    SESSION_EVICTIONS,
+    parse_counters,
+    scrape,
+)
+from training.archive import model_config_path
 
 from .conftest import ENDLESS, Call, CallLog, idle_lm, ran_across, settled_gauges
 
@@ -139,3 +149,38 @@ def test_streams_that_disconnect_leave_no_rows_or_sessions_behind(server):
     grown = worker_rss_mb(server) - memory_before
     print(f"worker memory after 1,000 requests: {grown:+.1f} MB")
     assert grown < 64, f"the worker grew by {grown:.0f} MB"
+
+
+def lm_counters(server) -> dict[str, float]:
+    values = parse_counters(scrape(server.connection.metrics_url))
+    return {name: value for (name, model), value in values.items() if model == "lm"}
+
+
+def counter_above(server, name: str, floor: float, timeout: float = 15.0) -> float:
+    """The LM counter ``name`` once it exceeds ``floor`` (its lines trail the answers);
+    fails after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while (value := lm_counters(server).get(name, 0.0)) <= floor:
+        assert time.monotonic() < deadline, f"{name} stayed at {value} (needed > {floor})"
+        time.sleep(0.2)
+    return value
+
+
+def test_an_evicted_session_gets_410_over_http_and_the_metrics_move(server):
+    """One session more than the store holds: the least recently used is evicted, its id
+    answers 410 naming the field and saying to resend the text, and SessionEvictions counts
+    it; a generation across several handler calls moves DecodeAheadMs (the step-ahead)."""
+    capacity = yaml.safe_load(model_config_path("lm").read_text())["handler"]["sessions"]
+    capacity = int(capacity["capacity"])
+    before = lm_counters(server)
+    turn = {"prompt": "x", "max_new_tokens": 1, "session": "new"}
+    first = generate(server, **turn)["session"]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        opened = list(pool.map(lambda _: generate(server, **turn)["session"], range(capacity)))
+    assert len(set(opened)) == capacity and first not in opened
+    gone = server.post("lm", json={"prompt": "x", "session": first})
+    assert gone.status_code == 410 and gone.json()["field"] == "session", gone.text
+    assert "send the whole text again" in gone.json()["error"]
+    counter_above(server, SESSION_EVICTIONS, before.get(SESSION_EVICTIONS, 0.0))
+    generate(server, prompt="ROMEO:", max_new_tokens=200, seed=1)
+    counter_above(server, AHEAD_MS, before.get(AHEAD_MS, 0.0))
