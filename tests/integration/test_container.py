@@ -26,7 +26,7 @@ from serving.entrypoint import EXIT_SERVER_DIED, EXIT_START_FAILED, PORTS, PREFI
 from serving.lifecycle import DRAIN_DIR, PID_FILE, server_pid, stop
 from serving.server_config import free_ports
 
-from .conftest import freeze, thaw, worker_pids
+from .conftest import ENDLESS, CallLog, freeze, thaw, worker_pids
 
 pytestmark = pytest.mark.integration
 
@@ -214,23 +214,30 @@ def test_sigterm_lets_a_running_stream_finish(launch):
     keys = Connection.from_run_dir(entry.run_dir)
     workers = worker_pids(keys, "lm")
     url = f"http://127.0.0.1:{entry.port('INFERENCE_PORT')}/predictions/lm"
-    body = {"prompt": "ROMEO:", "max_new_tokens": 1000, "stream": True, "seed": 3}
+    body = {**ENDLESS, "stream": True, "seed": 3}
+    log = CallLog(entry.run_dir)
     with requests.post(
         url, json=body, headers=keys.inference_headers(), stream=True, timeout=120
     ) as stream:
         lines = stream.iter_lines()
         first = next(lines)
         freeze(workers)
+        frozen = time.time()
         try:
             entry.process.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + 30
             while not drain.is_draining(entry.run_dir / DRAIN_DIR):
                 assert time.monotonic() < deadline, f"no drain began:\n{entry.output()}"
                 time.sleep(0.05)
-            assert entry.process.poll() is None, "the entrypoint must wait for the stream"
+            with pytest.raises(subprocess.TimeoutExpired):
+                entry.process.wait(timeout=1.0)  # the entrypoint must wait for the stream
         finally:
             thaw(workers)
         rest = list(lines)
+    # The worker's own log: the call that ended the stream came after the freeze, so the
+    # stop began while the stream was running.
+    ended = [call.at for call in log.calls() if call.rows == 0]
+    assert ended and ended[0] > frozen + 0.5, (ended, frozen)
     chunks = [json.loads(line) for line in [first, *rest] if line]
     assert chunks[-1]["finish_reason"] == "length", chunks[-1]
     assert chunks[-1]["generated_tokens"] == 1000

@@ -79,5 +79,19 @@ def check_models_serve_status_stop(settings: dict[str, str], tmp_path, inference
         status = make("status", settings)
         assert status.returncode != 0 and "not running" in status.stdout
         assert server_pid(tmp_path / "run") is None
+        check_models_redoes_only_what_is_missing(settings, tmp_path / "store")
     finally:
         stop(tmp_path / "run")
+
+
+def check_models_redoes_only_what_is_missing(settings: dict[str, str], store: Path) -> None:
+    """With lm.mar gone, `make models` packs it again from the trained artifact: nothing is
+    retrained and the sentiment archive is left as it was."""
+    artifacts = Path(settings["ARTIFACTS"])
+    kept = [store / "sentiment.mar", *artifacts.glob("*/weights.pt")]
+    times = {path: path.stat().st_mtime_ns for path in kept}
+    (store / "lm.mar").unlink()
+    again = make("models", settings)
+    assert again.returncode == 0, again.stderr
+    assert (store / "lm.mar").is_file()
+    assert {path: path.stat().st_mtime_ns for path in kept} == times
