@@ -12,17 +12,18 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import torch
 from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
 from handlers.drain import DrainGate
-from handlers.schema import RequestError, decode_body
+from handlers.schema import RequestError, body_errors, decode_body
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Handler metrics, exported on /metrics when model_metrics_auto_detect=true. Counters only:
 # a scraper derives means (batch size, latency) from differences of two scrapes.
@@ -45,10 +46,53 @@ PHRASES = {
 STOPPING = RequestError("server", "is stopping; send the request again (to another instance)", 503)
 
 
-def request_body(row: dict[str, Any]) -> Any:
-    """TorchServe puts the body under "body" or "data" depending on how it was sent."""
+def request_body(row: dict[str, Any], content_length: str | None = None) -> Any:
+    """TorchServe puts the body under "body" or "data" depending on how it was sent.
+
+    A body typed ``application/x-www-form-urlencoded`` (what ``curl -d`` sends unless told
+    otherwise) is split by TorchServe's form decoder (InferenceRequestHandler.parseRequest)
+    into fields at each ``&`` and ``=``, each URL-decoded: ``{"prompt": "ROMEO:"}`` arrives as
+    one field of that name with an empty value. Such fields are joined back into the text that
+    was sent. The decoder turns ``+`` into a space and ``%41`` into ``A``: the first cannot be
+    seen, the second shows as a body shorter than its Content-Length, refused with a 400.
+    """
     body = row.get("body")
-    return row.get("data") if body is None else body
+    body = row.get("data") if body is None else body
+    if body is not None or not row:
+        return body
+    text = "&".join(
+        name if not value else f"{name}={_text(value)}" for name, value in row.items()
+    )
+    if content_length is not None and content_length.isdigit():
+        if len(text.encode("utf-8")) != int(content_length):
+            raise RequestError(
+                "body",
+                "was changed by form decoding (%-escapes are decoded for form content types)",
+            )
+    return text
+
+
+def _text(value: Any) -> str:
+    return bytes(value).decode("utf-8") if isinstance(value, (bytes, bytearray)) else str(value)
+
+
+def header(context: Any, index: int, name: str) -> str | None:
+    """Request header ``name`` of job ``index``, whatever its case on the wire."""
+    try:
+        headers = context.get_all_request_header(index) or {}
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
+    wanted = name.lower()
+    return next(
+        (v for k, v in headers.items() if isinstance(v, str) and k.lower() == wanted), None
+    )
+
+
+def read_request(context: Any, index: int, row: dict[str, Any], parse: Callable[[Any], T]) -> T:
+    """Job ``index``'s body decoded (JSON whatever its content type, or text) and ``parse``d;
+    a RequestError if it cannot be."""
+    with body_errors(header(context, index, "Content-Type") or ""):
+        return parse(decode_body(request_body(row, header(context, index, "Content-Length"))))
 
 
 def pick_device(properties: dict[str, Any]) -> torch.device:
@@ -92,9 +136,9 @@ class BatchHandler(BaseHandler):
     def preprocess(self, data: list[dict[str, Any]]) -> list[Any]:
         """Parse each row on its own: a RequestError in the list marks a bad request."""
         parsed: list[Any] = []
-        for row in data:
+        for index, row in enumerate(data):
             try:
-                parsed.append(self.parse(decode_body(request_body(row))))
+                parsed.append(read_request(self.context, index, row, self.parse))
             except RequestError as error:
                 parsed.append(error)
         return parsed
