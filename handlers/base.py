@@ -46,30 +46,34 @@ PHRASES = {
 STOPPING = RequestError("server", "is stopping; send the request again (to another instance)", 503)
 
 
-def request_body(row: dict[str, Any], content_length: str | None = None) -> Any:
-    """TorchServe puts the body under "body" or "data" depending on how it was sent.
+# Content types TorchServe's frontend decodes into form fields before a handler sees the body.
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+FORM_LOST = (
+    "reached the model as form fields, not as sent: TorchServe splits a body typed "
+    "application/x-www-form-urlencoded (curl -d's default) into name=value fields and drops "
+    "the rest (with curl, add -H 'Content-Type: application/json' or use --json)"
+)
 
-    A body typed ``application/x-www-form-urlencoded`` (what ``curl -d`` sends unless told
-    otherwise) is split by TorchServe's form decoder (InferenceRequestHandler.parseRequest)
-    into fields at each ``&`` and ``=``, each URL-decoded: ``{"prompt": "ROMEO:"}`` arrives as
-    one field of that name with an empty value. Such fields are joined back into the text that
-    was sent. The decoder turns ``+`` into a space and ``%41`` into ``A``: the first cannot be
-    seen, the second shows as a body shorter than its Content-Length, refused with a 400.
+
+def request_body(row: dict[str, Any], content_type: str = "", length: str | None = None) -> Any:
+    """The body of one job, as TorchServe hands it over.
+
+    TorchServe puts a body under "body" or "data" depending on how it was sent, except for a
+    form content type: its frontend (InferenceRequestHandler.parseRequest, TorchServe 0.12)
+    splits such a body into ``name=value`` fields with Netty's form decoder, which drops a
+    last part without ``=`` and URL-decodes the rest, and the handler gets only the fields.
+    Real fields (``curl -d 'text=a fine film'``) are read as a JSON object of strings; a JSON
+    or plain-text body (``curl -d '{"prompt": "ROMEO:"}'``) cannot be rebuilt from what is
+    left, so it gets a 400 that says how to send it.
     """
     body = row.get("body")
     body = row.get("data") if body is None else body
-    if body is not None or not row:
+    if body is not None or not content_type.lower().startswith(FORM_TYPES):
         return body
-    text = "&".join(
-        name if not value else f"{name}={_text(value)}" for name, value in row.items()
-    )
-    if content_length is not None and content_length.isdigit():
-        if len(text.encode("utf-8")) != int(content_length):
-            raise RequestError(
-                "body",
-                "was changed by form decoding (%-escapes are decoded for form content types)",
-            )
-    return text
+    mangled = any(name.lstrip()[:1] in ("{", "[") for name in row)
+    if mangled or (not row and length not in (None, "", "0")):
+        raise RequestError("body", FORM_LOST)
+    return {name: _text(value) for name, value in row.items()} or None
 
 
 def _text(value: Any) -> str:
@@ -91,8 +95,10 @@ def header(context: Any, index: int, name: str) -> str | None:
 def read_request(context: Any, index: int, row: dict[str, Any], parse: Callable[[Any], T]) -> T:
     """Job ``index``'s body decoded (JSON whatever its content type, or text) and ``parse``d;
     a RequestError if it cannot be."""
-    with body_errors(header(context, index, "Content-Type") or ""):
-        return parse(decode_body(request_body(row, header(context, index, "Content-Length"))))
+    content_type = header(context, index, "Content-Type") or ""
+    with body_errors(content_type):
+        length = header(context, index, "Content-Length")
+        return parse(decode_body(request_body(row, content_type, length)))
 
 
 def pick_device(properties: dict[str, Any]) -> torch.device:

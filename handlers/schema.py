@@ -117,7 +117,7 @@ def decode_body(raw: Any) -> Any:
     TorchServe decodes ``application/json`` and ``text/*`` bodies itself but forwards raw bytes
     when that fails or for other content types, so bytes are decoded here: UTF-8 first, then
     JSON if the body looks like JSON (whatever its content type said: ``text/plain`` too),
-    else plain text. A form body (curl's default type) is rebuilt by ``handlers.base``.
+    else plain text. Form fields (curl's default type) are read by ``handlers.base``.
     """
     if raw is None or (isinstance(raw, (bytes, bytearray, str)) and len(raw) == 0):
         raise RequestError("body", "is empty")

@@ -77,12 +77,17 @@ class DecodeProcess:
                 self.keys.discard(key)
         return updates
 
+    def alive(self) -> bool:
+        """False once the child is gone (killed, say): it must be replaced, not used."""
+        return self.process.is_alive()
+
     def close(self) -> None:
         self.keys = set()
         self.conn.close()
         self.process.join(timeout=10)
         if self.process.is_alive():
             self.process.kill()
+            self.process.join()
 
     def _reply(self) -> Any:
         kind, value = self.conn.recv()

@@ -216,9 +216,15 @@ class LMHandler(BatchHandler):
     def _engine(self) -> DecodeLoop | DecodeProcess:
         """Where a new job's rows go: the helper process when it has fewer rows (a lone
         request stays in this process: no pipe on its way)."""
+        if self.helper is not None and not self.helper.alive() and not len(self.helper):
+            self._replace_helper()  # it died idle: no step of its rows will notice
         if self.helper is not None and len(self.helper) < len(self.loop):
             return self.helper
         return self.loop
+
+    def _replace_helper(self) -> None:
+        self.helper.close()
+        self.helper = DecodeProcess(*self.helper_args)
 
     def _step(self) -> dict[Any, Update]:
         """Both loops step at once: the helper's order goes out before this one's step."""
@@ -244,8 +250,7 @@ class LMHandler(BatchHandler):
             keys = [key for job in self.jobs.values() if job.engine is engine for key in job.keys]
             logger.exception("decode step failed; ending its %d rows", len(keys))
             if engine is self.helper:
-                self.helper.close()
-                self.helper = DecodeProcess(*self.helper_args)
+                self._replace_helper()
             else:
                 self.loop = DecodeLoop(self.generator)
             return {key: Update(error=INTERNAL_ERROR) for key in keys}
@@ -254,8 +259,7 @@ class LMHandler(BatchHandler):
         """Fresh, empty loops (the helper process restarted): after a failure of either."""
         self.loop = DecodeLoop(self.generator)
         if self.helper is not None:
-            self.helper.close()
-            self.helper = DecodeProcess(*self.helper_args)
+            self._replace_helper()
 
     def _progress(self, rid: str, updates: dict[Any, Update]) -> Reply:
         job = self.jobs[rid]
