@@ -87,9 +87,7 @@ def header(context: Any, index: int, name: str) -> str | None:
     except (AttributeError, IndexError, KeyError, TypeError):
         return None
     wanted = name.lower()
-    return next(
-        (v for k, v in headers.items() if isinstance(v, str) and k.lower() == wanted), None
-    )
+    return next((v for k, v in headers.items() if isinstance(v, str) and k.lower() == wanted), None)
 
 
 def read_request(context: Any, index: int, row: dict[str, Any], parse: Callable[[Any], T]) -> T:
