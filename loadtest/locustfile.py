@@ -16,6 +16,8 @@ Environment (all optional):
                               when its class is run: loadtest/run.py's scenarios)
     LOADTEST_MAX_WAIT         think time of a user between requests, uniform 0..this (s), 1.0
     LOADTEST_MAX_NEW_TOKENS   lengths generation requests pick from, default "16,64,128"
+    LOADTEST_FAILURE_LOG      a file to append one JSON line per failed request to (chaos runs)
+    LOADTEST_TIMEOUT          seconds a request may take, default 130 (streams: per read, 30)
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ from serving.connection import Connection
 from serving.server_config import DEFAULT_RUN_DIR
 
 WEIGHTS = {"classify": 3, "generate": 1, "stream": 1, "converse": 1}
-TIMEOUT_S = 130.0  # longer than TorchServe's 120 s response timeout: the server decides
+# Longer than TorchServe's 120 s response timeout: the server decides (a chaos run shortens it).
+TIMEOUT_S = float(os.environ.get("LOADTEST_TIMEOUT", "130"))
 # Requests still running when the run's stop timeout ran out, by entry name: Locust kills
 # their users, so they appear in no statistics; the report counts them from this.
 cut: Counter[str] = Counter()
@@ -52,10 +55,12 @@ cut: Counter[str] = Counter()
 
 @contextmanager
 def counted_if_cut(name: str) -> Iterator[None]:
+    started = time.time()
     try:
         yield
-    except GreenletExit:  # Locust stopping a user that outlived the stop timeout
+    except GreenletExit:  # Locust stopping a user whose request still runs at the end
         cut[name] += 1
+        append_to_failure_log(name, started, "cut at the end of the run")
         raise
 
 
@@ -221,6 +226,23 @@ def load_request_data(**_: Any) -> None:
     right when the first users run."""
     sentences()
     prompts()
+
+
+@events.request.add_listener
+def log_failure(name: str, request_type: str, exception: Any = None, **kwargs: Any) -> None:
+    """With ``LOADTEST_FAILURE_LOG`` set, one JSON line per failed request: when it started
+    and ended, so a chaos run can tell requests in flight at a kill from later ones."""
+    if exception is not None:
+        started = kwargs.get("start_time") or time.time()
+        append_to_failure_log(f"{request_type} {name}", started, str(exception)[:300])
+
+
+def append_to_failure_log(name: str, started: float, error: str) -> None:
+    path = os.environ.get("LOADTEST_FAILURE_LOG")
+    if path:
+        line = {"name": name, "start": started, "end": time.time(), "error": error}
+        with open(path, "a") as handle:
+            handle.write(json.dumps(line) + "\n")
 
 
 @events.quitting.add_listener

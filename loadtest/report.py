@@ -276,8 +276,9 @@ def _cut_section(info: RunInfo, cut: dict[str, int] | None) -> list[str]:
     total = sum(cut.values())
     lines = [
         *title,
-        f"{total} request(s) still running {info.stop_timeout:g} s after the run time were "
-        "cut (Locust stops their users; they are in no table above).",
+        f"{total} request(s) were still running when the run ended and were cut (stop "
+        f"timeout {info.stop_timeout:g} s; Locust stops their users, so they are in no table "
+        "above).",
     ]
     rows = [[name, str(count)] for name, count in sorted(cut.items()) if count]
     return lines + (["", *_table(["Name", "Count"], rows)] if rows else [])

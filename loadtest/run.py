@@ -119,7 +119,7 @@ def locust_command(args: argparse.Namespace, out: Path, host: str) -> list[str]:
         "--run-time",
         args.duration,
         "--stop-timeout",
-        str(args.stop_timeout),
+        f"{args.stop_timeout:g}",
         "--host",
         host,
         "--csv",

@@ -144,7 +144,8 @@ def generate_stream(
 
 def _checked(line: dict[str, Any]) -> dict[str, Any]:
     if line.get("finish_reason") == "error":
-        raise ClientError(int(line.get("code") or 500), str(line.get("error")), line.get("field"))
+        message = f"the stream ended with an error line: {line.get('error')}"
+        raise ClientError(int(line.get("code") or 500), message, line.get("field"))
     return line
 
 

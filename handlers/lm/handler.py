@@ -218,13 +218,14 @@ class LMHandler(BatchHandler):
         request stays in this process: no pipe on its way)."""
         if self.helper is not None and not self.helper.alive() and not len(self.helper):
             self._replace_helper()  # it died idle: no step of its rows will notice
-        if self.helper is not None and len(self.helper) < len(self.loop):
+        if self.helper is not None and self.helper.ready() and len(self.helper) < len(self.loop):
             return self.helper
         return self.loop
 
     def _replace_helper(self) -> None:
+        """A new helper, loading while this worker's own loop decodes every row."""
         self.helper.close()
-        self.helper = DecodeProcess(*self.helper_args)
+        self.helper = DecodeProcess(*self.helper_args, wait=False)
 
     def _step(self) -> dict[Any, Update]:
         """Both loops step at once: the helper's order goes out before this one's step."""

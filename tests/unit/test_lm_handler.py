@@ -140,7 +140,9 @@ def test_an_expired_session_gets_410_and_a_failing_row_a_500_alone(handler, monk
     frontend.submit("late", {"prompt": "B", "session": session})
     frontend.submit("fine", {"prompt": "C", "max_new_tokens": 7, "seed": 4})
     frontend.submit("broken", {"prompt": "D", "max_new_tokens": 7, "seed": 5})
-    frontend.submit("broken stream", {"prompt": "D", "max_new_tokens": 9, "seed": 6, "stream": True})
+    frontend.submit(
+        "broken stream", {"prompt": "D", "max_new_tokens": 9, "seed": 6, "stream": True}
+    )
     frontend.call()
     assert frontend.sent["broken stream"], "the stream has sent its first chunk"
 
