@@ -281,7 +281,9 @@ def chaos(args: argparse.Namespace, connection: Connection, out: Path) -> ChaosR
         kills=kills,
         requests=total_requests(out / "load"),
         failures=dict(Counter(kind_of(f["error"]) for f in failures)),
-        failures_by_name=dict(Counter(f"{f['name']}: {f['error'][:80]}" for f in failures)),
+        failures_by_name=dict(
+            Counter(f"{f['name']}: {one_line(f['error'])[:80]}" for f in failures)
+        ),
         not_in_flight=sum(not in_flight(f, kills) for f in failures),
         cut_at_end=cut,
         load_seconds=load_seconds,
@@ -289,6 +291,10 @@ def chaos(args: argparse.Namespace, connection: Connection, out: Path) -> ChaosR
         healthy=checks,
         notes=[*notes, f"load run exit status {load.returncode}; its report: load/report.md"],
     )
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def total_requests(load_dir: Path) -> int:

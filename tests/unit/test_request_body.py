@@ -46,7 +46,7 @@ def test_form_fields_are_an_object_of_strings():
     "row, length",
     [
         ({}, "20"),  # '{"prompt": "ROMEO:"}': no "=", so the decoder kept nothing
-        ({'{"text": "a ': bytearray(b' b '), ' c"}': bytearray(b"")}, "21"),
+        ({'{"text": "a ': bytearray(b" b "), ' c"}': bytearray(b"")}, "21"),
     ],
 )
 def test_json_sent_as_a_form_is_refused_saying_how_to_send_it(row, length):
