@@ -53,8 +53,11 @@ class DecodeProcess:
 
     def ready(self) -> bool:
         """Whether the child has loaded its model, without waiting for it."""
-        if not self.loaded and self.process.is_alive() and self.conn.poll():
-            self._await_loaded()
+        try:
+            if not self.loaded and self.process.is_alive() and self.conn.poll():
+                self._await_loaded()
+        except (EOFError, OSError):  # it died while loading: `alive` says so, it is replaced
+            return False
         return self.loaded
 
     def __len__(self) -> int:

@@ -287,11 +287,11 @@ class LMHandler(BatchHandler):
         if failed or carry is None or job.session is None:
             self._release(rid)
             return
-        del self.jobs[rid]
         if job.end_session:
             self.sessions.end(job.session)
         else:
             self.sessions.put(job.session, carry)
+        del self.jobs[rid]  # after the store: if it fails, the job is failed as it should be
 
     def _release(self, rid: str) -> None:
         """Forget a job whose request did not complete: its session keeps its old state."""

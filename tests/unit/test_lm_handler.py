@@ -234,3 +234,21 @@ def test_a_dead_helper_process_fails_the_running_rows_and_is_replaced(tmp_path, 
         assert two.helper.process.is_alive() and two.rows == 0
     finally:
         two.helper.close()
+
+
+def test_a_failing_session_store_fails_its_requests_with_a_5xx_or_a_last_error_line(
+    handler, monkeypatch
+):
+    def broken(*args):
+        raise RuntimeError("session store down")
+
+    monkeypatch.setattr(handler.sessions, "put", broken)
+    frontend = Frontend(handler)
+    frontend.submit("plain", {"prompt": "A", "max_new_tokens": 8, "seed": 1, "session": "new"})
+    body = {"prompt": "B", "max_new_tokens": 8, "seed": 2, "session": "new", "stream": True}
+    frontend.submit("streamed", body)
+    frontend.run()
+    assert frontend.statuses["plain"] == 500 and frontend.finished["plain"] == "whole"
+    last = json.loads(frontend.sent["streamed"][-1])
+    assert last["finish_reason"] == "error" and frontend.finished["streamed"] == "stream"
+    assert len(handler.sessions) == 0 and handler.rows == 0
