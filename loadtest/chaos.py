@@ -71,6 +71,7 @@ class ChaosResult:
     kills: list[Kill]
     requests: int
     failures: dict[str, int]  # by kind
+    statuses: dict[str, int]  # failed requests by HTTP status ("none": no status line came)
     failures_by_name: dict[str, int]
     not_in_flight: int  # failures that started after a kill had been answered again
     cut_at_end: int
@@ -198,6 +199,14 @@ def kind_of(error: str) -> str:
     return "other"
 
 
+def status_of(error: str) -> str:
+    """The status line a failed request got (a stream's error line comes after a 200)."""
+    if kind_of(error) == "final error line":
+        return "200, then an error line"
+    status = STATUS.search(error)
+    return status.group(1) if status else "none"
+
+
 def in_flight(failure: dict, kills: list[Kill]) -> bool:
     """Started before a kill of its model and ended after it, or started while that model
     recovered."""
@@ -281,6 +290,7 @@ def chaos(args: argparse.Namespace, connection: Connection, out: Path) -> ChaosR
         kills=kills,
         requests=total_requests(out / "load"),
         failures=dict(Counter(kind_of(f["error"]) for f in failures)),
+        statuses=dict(Counter(status_of(f["error"]) for f in failures)),
         failures_by_name=dict(
             Counter(f"{f['name']}: {one_line(f['error'])[:80]}" for f in failures)
         ),
@@ -328,6 +338,8 @@ def render(result: ChaosResult) -> str:
         lines.append(f"| {k.victim} | {k.pid} | {after} |")
     lines += ["", "| Failure kind | Count |", "|---|---|"]
     lines += [f"| {kind} | {count} |" for kind, count in sorted(result.failures.items())]
+    lines += ["", "| Failed with status | Count |", "|---|---|"]
+    lines += [f"| {status} | {count} |" for status, count in sorted(result.statuses.items())]
     lines += [
         "",
         f"Failures not in flight at a kill: {result.not_in_flight}. '{NEVER_ANSWERED}': a "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtest.chaos import END_CUT, NEVER_ANSWERED, Kill, in_flight, kind_of
+from loadtest.chaos import END_CUT, NEVER_ANSWERED, Kill, in_flight, kind_of, status_of
 from loadtest.run import seconds
 
 
@@ -23,6 +23,12 @@ from loadtest.run import seconds
 )
 def test_failure_kinds(error, kind):
     assert kind_of(error) == kind
+    if kind.endswith("status"):
+        assert status_of(error) in error
+    elif kind == "final error line":
+        assert status_of(error) == "200, then an error line"
+    else:
+        assert status_of(error) == "none"
 
 
 def test_a_failure_is_explained_only_by_a_kill_of_its_own_model_while_it_ran():
