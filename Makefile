@@ -72,7 +72,7 @@ loadtest: $(VENV)/.installed ## load-test with Locust (USERS DURATION SPAWN_RATE
 		--auth $(AUTH) --inference-port $(PORT) --management-port $(MANAGEMENT_PORT) --metrics-port $(METRICS_PORT)
 
 chaos: $(VENV)/.installed ## mixed load while the LM helper, a sentiment worker and the LM worker are killed; report in runs/chaos/
-	$(PY) -m loadtest.chaos --users $(USERS) --spawn-rate $(SPAWN_RATE) --duration $(DURATION) \
+	$(PY) -m loadtest.chaos --users $(USERS) --spawn-rate $(SPAWN_RATE) --duration $(DURATION) --run-dir $(RUN_DIR) \
 		--model-store $(MODEL_STORE) --auth $(AUTH) --inference-port $(PORT) \
 		--management-port $(MANAGEMENT_PORT) --metrics-port $(METRICS_PORT)
 
