@@ -95,6 +95,7 @@ def test_a_long_generation_comes_whole_over_grpc(server, client):
     assert json.loads(client.predict("lm", body)) == http
 
 
+@pytest.mark.parametrize("key", [None, "not-the-key", "management"])
 def test_calls_without_the_inference_key_are_refused(server, key):
     """TorchServe's GRPCInterceptor closes the call with PERMISSION_DENIED (HTTP says 401)
     before it reaches a model: no key, a wrong one, and the management key alike (each API
