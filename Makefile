@@ -34,7 +34,7 @@ WEIGHTS ?=
 # The served models, from their one declaration (stdlib Python: works before `make setup`).
 MODELS := $(shell $(PYTHON) -m handlers.registry names)
 
-.PHONY: help setup models lm-sweep serve stop status loadtest bench test test-unit lint format clean
+.PHONY: help setup models lm-sweep serve stop status loadtest chaos bench test test-unit lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -79,6 +79,11 @@ loadtest: $(VENV)/.installed ## load-test with Locust (USERS DURATION SPAWN_RATE
 	$(PY) -m loadtest.run --users $(USERS) --spawn-rate $(SPAWN_RATE) --duration $(DURATION) \
 		--scenario $(SCENARIO) $(if $(WEIGHTS),--weights $(WEIGHTS)) --model-store $(MODEL_STORE) \
 		--auth $(AUTH) $(PORTS)
+
+chaos: $(VENV)/.installed ## mixed load while the LM helper, a sentiment worker and the LM worker are killed; report in runs/chaos/
+	$(PY) -m loadtest.chaos --users $(USERS) --spawn-rate $(SPAWN_RATE) --duration $(DURATION) --run-dir $(RUN_DIR) \
+		--model-store $(MODEL_STORE) --auth $(AUTH) --inference-port $(PORT) \
+		--management-port $(MANAGEMENT_PORT) --metrics-port $(METRICS_PORT)
 
 lint: $(VENV)/.installed ## ruff lint and format check
 	$(VENV)/bin/ruff check .

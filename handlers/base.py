@@ -12,17 +12,18 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import torch
 from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
 from handlers.drain import DrainGate
-from handlers.schema import RequestError, decode_body
+from handlers.schema import RequestError, body_errors, decode_body
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Handler metrics, exported on /metrics when model_metrics_auto_detect=true. Counters only:
 # a scraper derives means (batch size, latency) from differences of two scrapes.
@@ -45,10 +46,57 @@ PHRASES = {
 STOPPING = RequestError("server", "is stopping; send the request again (to another instance)", 503)
 
 
-def request_body(row: dict[str, Any]) -> Any:
-    """TorchServe puts the body under "body" or "data" depending on how it was sent."""
+# Content types TorchServe's frontend decodes into form fields before a handler sees the body.
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+FORM_LOST = (
+    "reached the model as form fields, not as sent: TorchServe splits a body typed "
+    "application/x-www-form-urlencoded (curl -d's default) into name=value fields and drops "
+    "the rest (with curl, add -H 'Content-Type: application/json' or use --json)"
+)
+
+
+def request_body(row: dict[str, Any], content_type: str = "", length: str | None = None) -> Any:
+    """The body of one job, as TorchServe hands it over.
+
+    TorchServe puts a body under "body" or "data" depending on how it was sent, except for a
+    form content type: its frontend (InferenceRequestHandler.parseRequest, TorchServe 0.12)
+    splits such a body into ``name=value`` fields with Netty's form decoder, which drops a
+    last part without ``=`` and URL-decodes the rest, and the handler gets only the fields.
+    Real fields (``curl -d 'text=a fine film'``) are read as a JSON object of strings; a JSON
+    or plain-text body (``curl -d '{"prompt": "ROMEO:"}'``) cannot be rebuilt from what is
+    left, so it gets a 400 that says how to send it.
+    """
     body = row.get("body")
-    return row.get("data") if body is None else body
+    body = row.get("data") if body is None else body
+    if body is not None or not content_type.lower().startswith(FORM_TYPES):
+        return body
+    mangled = any(name.lstrip()[:1] in ("{", "[") for name in row)
+    if mangled or (not row and length not in (None, "", "0")):
+        raise RequestError("body", FORM_LOST)
+    return {name: _text(value) for name, value in row.items()} or None
+
+
+def _text(value: Any) -> str:
+    return bytes(value).decode("utf-8") if isinstance(value, (bytes, bytearray)) else str(value)
+
+
+def header(context: Any, index: int, name: str) -> str | None:
+    """Request header ``name`` of job ``index``, whatever its case on the wire."""
+    try:
+        headers = context.get_all_request_header(index) or {}
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
+    wanted = name.lower()
+    return next((v for k, v in headers.items() if isinstance(v, str) and k.lower() == wanted), None)
+
+
+def read_request(context: Any, index: int, row: dict[str, Any], parse: Callable[[Any], T]) -> T:
+    """Job ``index``'s body decoded (JSON whatever its content type, or text) and ``parse``d;
+    a RequestError if it cannot be."""
+    content_type = header(context, index, "Content-Type") or ""
+    with body_errors(content_type):
+        length = header(context, index, "Content-Length")
+        return parse(decode_body(request_body(row, content_type, length)))
 
 
 def pick_device(properties: dict[str, Any]) -> torch.device:
@@ -92,9 +140,9 @@ class BatchHandler(BaseHandler):
     def preprocess(self, data: list[dict[str, Any]]) -> list[Any]:
         """Parse each row on its own: a RequestError in the list marks a bad request."""
         parsed: list[Any] = []
-        for row in data:
+        for index, row in enumerate(data):
             try:
-                parsed.append(self.parse(decode_body(request_body(row))))
+                parsed.append(read_request(self.context, index, row, self.parse))
             except RequestError as error:
                 parsed.append(error)
         return parsed

@@ -30,6 +30,26 @@ class Reply:
     more: bool | None  # True: chunks follow; False: the last chunk; None: a whole response
     status: int = 200
     content_type: str | None = None
+    # Nothing to send in this call: the job gets no answer at all, so TorchServe sends it
+    # again in the next call and its client has seen no status line yet (see `withhold`).
+    silent: bool = False
+
+
+SILENT = Reply("", more=True, silent=True)
+
+
+def withhold(context: Any, index: int) -> None:
+    """Send job ``index`` of this call no answer. TorchServe 0.12's Python backend answers
+    exactly the jobs in ``context.request_ids`` (ts/service.py ``predict`` passes that very
+    dict to ``create_predict_response``, which loops over it), and the frontend keeps a job
+    it got no answer for and sends it again in the next call (ContinuousBatching.java
+    ``sendResponse`` removes only answered jobs; ``getRequest`` re-sends every kept one).
+
+    This is what lets a non-streamed request still fail with a 5xx after many calls: its
+    status line goes out only with its one whole answer. The price: TorchServe re-sends its
+    body each call (``cachedInBackend`` is only set by a streamed chunk) and cannot notice that
+    its client went away, so the row runs to its end."""
+    context.request_ids.pop(index, None)
 
 
 class Decision:

@@ -12,7 +12,8 @@ import dataclasses
 import json
 import math
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,13 +107,20 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
+# What a 400 about an unreadable body tells the client to send instead.
+SEND_JSON = "send a JSON object with Content-Type: application/json"
+
+
 def decode_body(raw: Any) -> Any:
     """Turn what TorchServe hands over (already-decoded JSON, text, or bytes) into a value.
 
     TorchServe decodes ``application/json`` and ``text/*`` bodies itself but forwards raw bytes
-    when that fails or for other content types (curl's default form type, say), so bytes are
-    decoded here: UTF-8 first, then JSON if the body looks like JSON, else plain text.
+    when that fails or for other content types, so bytes are decoded here: UTF-8 first, then
+    JSON if the body looks like JSON (whatever its content type said: ``text/plain`` too),
+    else plain text. Form fields (curl's default type) are read by ``handlers.base``.
     """
+    if raw is None or (isinstance(raw, (bytes, bytearray, str)) and len(raw) == 0):
+        raise RequestError("body", "is empty")
     if isinstance(raw, (bytes, bytearray, str)) and len(raw) > MAX_BODY_BYTES:
         size = f"{len(raw):,} {'bytes' if isinstance(raw, (bytes, bytearray)) else 'characters'}"
         raise RequestError("body", f"is {size}; the limit is {MAX_BODY_BYTES:,} bytes", 413)
@@ -121,12 +129,25 @@ def decode_body(raw: Any) -> Any:
             raw = bytes(raw).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise RequestError("body", f"is not valid UTF-8 (byte {exc.start})") from None
-        if raw.lstrip()[:1] in ("{", "["):
-            try:
-                return json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise RequestError("body", f"is not valid JSON ({exc.msg} at {exc.pos})") from None
+    if isinstance(raw, str) and raw.lstrip()[:1] in ("{", "["):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise RequestError("body", f"is not valid JSON ({exc.msg} at {exc.pos})") from None
     return raw
+
+
+@contextmanager
+def body_errors(content_type: str) -> Iterator[None]:
+    """A 400 about the body as a whole raised inside also names the content type received and
+    says what to send, since a wrong content type is the usual cause."""
+    try:
+        yield
+    except RequestError as error:
+        if error.field != "body" or error.status != 400:
+            raise
+        received = f"Content-Type: {content_type}" if content_type else "no Content-Type"
+        raise RequestError("body", f"{error.message} (received {received}); {SEND_JSON}") from None
 
 
 def check_text(

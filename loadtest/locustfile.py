@@ -16,6 +16,8 @@ Environment (all optional):
                               when its class is run: loadtest/run.py's scenarios)
     LOADTEST_MAX_WAIT         think time of a user between requests, uniform 0..this (s), 1.0
     LOADTEST_MAX_NEW_TOKENS   lengths generation requests pick from, default "16,64,128"
+    LOADTEST_FAILURE_LOG      a file to append one JSON line per failed request to (chaos runs)
+    LOADTEST_TIMEOUT          seconds a request may take, default 130 (streams: per read, 30)
 """
 
 from __future__ import annotations
@@ -26,21 +28,40 @@ import json
 import os
 import random
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
+from gevent import GreenletExit
 from locust import FastHttpUser, User, between, events, task
 from locust.env import Environment
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
 from loadtest.payloads import conversation_turns, generation_payload, prompts, sentences
-from loadtest.report import FINAL_FAILURES, FINAL_STATS, FIRST_CHUNK
-from serving.client import ClientError, generate_stream
+from loadtest.report import CUT, FINAL_FAILURES, FINAL_STATS, FIRST_CHUNK
+from serving.client import STREAM_IDLE_S, ClientError, generate_stream
 from serving.connection import Connection
 from serving.server_config import DEFAULT_RUN_DIR
 
 WEIGHTS = {"classify": 3, "generate": 1, "stream": 1, "converse": 1}
-TIMEOUT_S = 130.0  # longer than TorchServe's 120 s response timeout: the server decides
+# Longer than TorchServe's 120 s response timeout: the server decides (a chaos run shortens it).
+TIMEOUT_S = float(os.environ.get("LOADTEST_TIMEOUT", "130"))
+# Requests still running when the run's stop timeout ran out, by entry name: Locust kills
+# their users, so they appear in no statistics; the report counts them from this.
+cut: Counter[str] = Counter()
+
+
+@contextmanager
+def counted_if_cut(name: str) -> Iterator[None]:
+    started = time.time()
+    try:
+        yield
+    except GreenletExit:  # Locust stopping a user whose request still runs at the end
+        cut[name] += 1
+        append_to_failure_log(name, started, "cut at the end of the run")
+        raise
 
 
 def env_weights() -> dict[str, int]:
@@ -73,13 +94,16 @@ class ServiceUser(FastHttpUser):
 
     def post_json(self, model: str, payload: dict[str, Any], expect: str) -> None:
         """POST and count a 200 whose JSON lacks ``expect`` as a failure too."""
-        with self.client.post(
-            f"/predictions/{model}",
-            json=payload,
-            headers=self.headers,
-            name=f"/predictions/{model}",
-            catch_response=True,
-        ) as reply:
+        with (
+            counted_if_cut(f"POST /predictions/{model}"),
+            self.client.post(
+                f"/predictions/{model}",
+                json=payload,
+                headers=self.headers,
+                name=f"/predictions/{model}",
+                catch_response=True,
+            ) as reply,
+        ):
             if reply.status_code == 200:
                 try:
                     # From the bytes: TorchServe names no charset, and a guessed one (Shift-JIS
@@ -129,9 +153,16 @@ class ConversationUser(ServiceUser):
                 if session == "new"
                 else ("/predictions/lm [session continues]")
             )
-            with self.client.post(
-                "/predictions/lm", json=body, headers=self.headers, name=name, catch_response=True
-            ) as reply:
+            with (
+                counted_if_cut(f"POST {name}"),
+                self.client.post(
+                    "/predictions/lm",
+                    json=body,
+                    headers=self.headers,
+                    name=name,
+                    catch_response=True,
+                ) as reply,
+            ):
                 answer = json.loads(reply.content) if reply.status_code == 200 else {}
                 if reply.status_code == 200 and "session" not in answer:
                     reply.failure(f"200 without 'session': {reply.text[:200]!r}")
@@ -167,15 +198,19 @@ class StreamUser(User):
     def stream(self) -> None:
         start_time, started = time.time(), time.perf_counter()
         first_seen, last, error = False, None, None
+        payload = generation_payload(self.rng)
         try:
-            for chunk in generate_stream(self.connection, generation_payload(self.rng), TIMEOUT_S):
-                if not first_seen:
-                    first_seen = True
-                    self.fire(FIRST_CHUNK, started, start_time, None)
-                last = chunk
+            # The read timeout is STREAM_IDLE_S: TorchServe can leave a stream open with nothing
+            # more to say when its worker dies (docs/faults.md), and a run must still end.
+            with counted_if_cut("STREAM lm whole stream"):
+                for chunk in generate_stream(self.connection, payload, STREAM_IDLE_S):
+                    if not first_seen:
+                        first_seen = True
+                        self.fire(FIRST_CHUNK, started, start_time, None)
+                    last = chunk
             if not isinstance(last, dict) or "finish_reason" not in last:
                 error = RuntimeError(f"stream ended without finish_reason: {last!r}")
-        except ClientError as exc:  # not HTTP 200
+        except ClientError as exc:  # not HTTP 200, or a last line that reports an error
             error = RuntimeError(str(exc))
         except Exception as exc:
             error = exc
@@ -193,6 +228,23 @@ def load_request_data(**_: Any) -> None:
     prompts()
 
 
+@events.request.add_listener
+def log_failure(name: str, request_type: str, exception: Any = None, **kwargs: Any) -> None:
+    """With ``LOADTEST_FAILURE_LOG`` set, one JSON line per failed request: when it started
+    and ended, so a chaos run can tell requests in flight at a kill from later ones."""
+    if exception is not None:
+        started = kwargs.get("start_time") or time.time()
+        append_to_failure_log(f"{request_type} {name}", started, str(exception)[:300])
+
+
+def append_to_failure_log(name: str, started: float, error: str) -> None:
+    path = os.environ.get("LOADTEST_FAILURE_LOG")
+    if path:
+        line = {"name": name, "start": started, "end": time.time(), "error": error}
+        with open(path, "a") as handle:
+            handle.write(json.dumps(line) + "\n")
+
+
 @events.quitting.add_listener
 def write_final_csv(environment: Environment, **_: Any) -> None:
     """Complete statistics next to Locust's own CSVs (same columns), for the report.
@@ -203,6 +255,8 @@ def write_final_csv(environment: Environment, **_: Any) -> None:
     prefix = getattr(environment.parsed_options, "csv_prefix", None)
     if not prefix:
         return
+    with open(prefix + CUT, "w") as handle:
+        json.dump(dict(cut), handle)
     writer = StatsCSV(environment, PERCENTILES_TO_REPORT)
     with open(prefix + FINAL_STATS, "w", newline="") as handle:
         writer.requests_csv(csv.writer(handle))

@@ -21,6 +21,7 @@ from loadtest.metrics import ModelLoad, parse_counters, summarize
 CSV_PREFIX = "locust"  # Locust adds _stats.csv, _stats_history.csv, _failures.csv, ...
 FINAL_STATS = "_final_stats.csv"  # written by the locustfile once all users stopped
 FINAL_FAILURES = "_final_failures.csv"
+CUT = "_cut.json"  # requests still running when the stop timeout ran out, by entry name
 HTML = "locust.html"
 RUN_INFO = "run.json"
 METRICS_BEFORE = "metrics_before.prom"
@@ -60,6 +61,8 @@ class RunInfo:
     load_average_before: list[float] = field(default_factory=list)
     load_average_after: list[float] = field(default_factory=list)
     locust_env: dict[str, str] = field(default_factory=dict)  # the LOADTEST_* settings used
+    stop_timeout: float = 0.0  # seconds running requests got at the end before being cut
+    locust_killed: bool = False  # Locust outlived its deadline and was killed (loadtest/run.py)
 
     def save(self, folder: Path) -> None:
         (folder / RUN_INFO).write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -144,10 +147,11 @@ def render(
     loads: list[ModelLoad],
     failures: list[dict[str, str]],
     plot_name: str | None,
+    cut: dict[str, int] | None = None,
 ) -> str:
     """The Markdown report: client side (Locust), server side (counter differences), plot."""
     lines = _setup_section(info) + _client_section(endpoints) + _server_section(loads)
-    lines += _failures_section(failures)
+    lines += _failures_section(failures) + _cut_section(info, cut)
     if plot_name:
         lines += ["", "## Over time", "", f"![latency and throughput]({plot_name})"]
     lines += [
@@ -262,6 +266,29 @@ def _failures_section(failures: list[dict[str, str]]) -> list[str]:
     return [*title, *_table(["Type", "Name", "Error", "Count"], rows)]
 
 
+def _cut_section(info: RunInfo, cut: dict[str, int] | None) -> list[str]:
+    """Requests that were still running when the run ended: in no table above."""
+    title = ["", "## Cut at the end", ""]
+    if info.locust_killed:
+        return [*title, "Locust did not exit by its deadline and was killed: no count."]
+    if cut is None:
+        return [*title, "Not recorded (no cut count was written)."]
+    total = sum(cut.values())
+    lines = [
+        *title,
+        f"{total} request(s) were still running when the run ended and were cut (stop "
+        f"timeout {info.stop_timeout:g} s; Locust stops their users, so they are in no table "
+        "above).",
+    ]
+    rows = [[name, str(count)] for name, count in sorted(cut.items()) if count]
+    return lines + (["", *_table(["Name", "Count"], rows)] if rows else [])
+
+
+def read_cut(folder: Path) -> dict[str, int] | None:
+    path = folder / f"{CSV_PREFIX}{CUT}"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def plot_history(history_csv: Path, png: Path) -> bool:
     """Per-endpoint latency percentiles and throughput over the run; False if no history.
 
@@ -358,7 +385,8 @@ def write_report(folder: Path) -> Path:
     failures = read_failures(_final_or_periodic(folder, FINAL_FAILURES, "_failures.csv"))
     plotted = plot_history(folder / f"{CSV_PREFIX}_stats_history.csv", folder / PLOT)
     report = folder / REPORT
-    report.write_text(render(info, endpoints, loads, failures, PLOT if plotted else None))
+    plot = PLOT if plotted else None
+    report.write_text(render(info, endpoints, loads, failures, plot, read_cut(folder)))
     return report
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -45,6 +46,13 @@ SCENARIOS = {
     "mixed": ("ClassifyUser", "GenerateUser", "StreamUser"),
 }
 MODEL_OF = {user: model.name for model in registry.MODELS for user in model.load_users}
+# At the end of the run time, running requests get this long before Locust cuts them: the run
+# ends within its duration plus about this, whatever the server does (a stream TorchServe
+# never closes included: docs/faults.md). The report counts what was cut.
+STOP_TIMEOUT_S = 10.0
+# Locust's own start (reading the request data) and its files at the end: past the duration,
+# the stop timeout and this, Locust is stopped, then killed.
+LOCUST_OVERHEAD_S = 30.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,9 +68,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--stop-timeout",
-        type=int,
-        default=130,
-        help="seconds users may take to finish their request at the end (the counters need it)",
+        type=float,
+        default=STOP_TIMEOUT_S,
+        help="seconds running requests get at the end before they are cut (and counted)",
     )
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="server run folder")
     parser.add_argument("--out", type=Path, default=None, help="run folder for the results")
@@ -111,7 +119,7 @@ def locust_command(args: argparse.Namespace, out: Path, host: str) -> list[str]:
         "--run-time",
         args.duration,
         "--stop-timeout",
-        str(args.stop_timeout),
+        f"{args.stop_timeout:g}",
         "--host",
         host,
         "--csv",
@@ -123,11 +131,25 @@ def locust_command(args: argparse.Namespace, out: Path, host: str) -> list[str]:
     ]
 
 
-def run_locust(command: list[str], env: dict[str, str], grace: float) -> tuple[int, bool]:
+def seconds(duration: str) -> float:
+    """Locust's --run-time syntax ("90", "60s", "5m", "1h30m") in seconds."""
+    if duration.strip().isdigit():
+        return float(duration)
+    found = re.findall(r"(\d+)\s*([hms])", duration.lower())
+    if not found:
+        raise ValueError(f"not a duration: {duration!r} (e.g. 60s, 5m, 1h30m)")
+    return float(sum(int(n) * {"h": 3600, "m": 60, "s": 1}[unit] for n, unit in found))
+
+
+def run_locust(
+    command: list[str], env: dict[str, str], grace: float, deadline: float
+) -> tuple[int, bool, bool]:
     """Run Locust; when interrupted, let it write its files first, then report what we have.
+    Returns its exit code, whether we were interrupted, and whether it had to be killed.
 
     Ctrl-C reaches Locust by itself (same process group); a SIGTERM sent to this process only
-    is passed on, so neither leaves an orphaned Locust or skips stopping our server.
+    is passed on, so neither leaves an orphaned Locust or skips stopping our server. Past
+    ``deadline`` seconds Locust gets a SIGTERM (it writes its files), ``grace`` later a kill.
     """
     process = subprocess.Popen(command, env=env)
 
@@ -137,14 +159,22 @@ def run_locust(command: list[str], env: dict[str, str], grace: float) -> tuple[i
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        return process.wait(), False
+        return process.wait(timeout=deadline), False, False
+    except subprocess.TimeoutExpired:
+        print(f"Locust still running after {deadline:.0f} s: stopping it")
+        process.terminate()
+        try:
+            return process.wait(timeout=grace), False, False
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait(), False, True
     except KeyboardInterrupt:
         print("\ninterrupted: waiting for Locust to write its files (Ctrl-C again to abandon)")
         try:
-            return process.wait(timeout=grace), True
+            return process.wait(timeout=grace), True, False
         except (KeyboardInterrupt, subprocess.TimeoutExpired):
             process.kill()
-            return process.wait(), True
+            return process.wait(), True, True
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -171,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         load_before = list(os.getloadavg())
         launched = time.time()
         command = locust_command(args, out, connection.inference_url)
-        code, interrupted = run_locust(command, env, grace=args.stop_timeout + 15)
+        deadline = seconds(args.duration) + args.stop_timeout + LOCUST_OVERHEAD_S
+        code, interrupted, killed = run_locust(command, env, 15.0, deadline)
         ended = time.time()
         try:
             after_text, _ = settled_counters(connection.metrics_url)
@@ -195,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             load_average_before=load_before,
             load_average_after=list(os.getloadavg()),
             locust_env={k: v for k, v in env.items() if k.startswith("LOADTEST_")},
+            stop_timeout=args.stop_timeout,
+            locust_killed=killed,
         ).save(out)
         if report.stats_file(out).exists():
             print(f"report: {report.write_report(out)}")

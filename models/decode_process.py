@@ -28,7 +28,12 @@ logger = logging.getLogger(__name__)
 class DecodeProcess:
     """The rows given to a child process's `DecodeLoop`; keys as in `DecodeLoop`."""
 
-    def __init__(self, artifact: str, quantize: str | None, threads: int = 1) -> None:
+    def __init__(
+        self, artifact: str, quantize: str | None, threads: int = 1, wait: bool = True
+    ) -> None:
+        """``wait=False`` returns at once: a replacement for a dead helper must not stall the
+        running rows for the seconds a new process takes to load torch and the model; it
+        takes rows once `ready`."""
         context = mp.get_context("spawn")  # no fork of a process that may hold torch threads
         self.conn, child = context.Pipe()
         self.process = context.Process(
@@ -36,9 +41,24 @@ class DecodeProcess:
         )
         self.process.start()
         child.close()
-        self._reply()  # "ready": the model is loaded
         self.keys: set[Hashable] = set()
         self.stepping = False
+        self.loaded = False
+        if wait:
+            self._await_loaded()
+
+    def _await_loaded(self) -> None:
+        self._reply()  # "ready": the model is loaded
+        self.loaded = True
+
+    def ready(self) -> bool:
+        """Whether the child has loaded its model, without waiting for it."""
+        try:
+            if not self.loaded and self.process.is_alive() and self.conn.poll():
+                self._await_loaded()
+        except (EOFError, OSError):  # it died while loading: `alive` says so, it is replaced
+            return False
+        return self.loaded
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -51,6 +71,8 @@ class DecodeProcess:
         keep: bool = False,
     ) -> int:
         """Like `DecodeLoop.add`; a refusal in the child is raised here."""
+        if not self.loaded:
+            self._await_loaded()
         self.conn.send(("add", (key, request, carry, keep)))
         tokens = self._reply()
         self.keys.add(key)
@@ -77,12 +99,17 @@ class DecodeProcess:
                 self.keys.discard(key)
         return updates
 
+    def alive(self) -> bool:
+        """False once the child is gone (killed, say): it must be replaced, not used."""
+        return self.process.is_alive()
+
     def close(self) -> None:
         self.keys = set()
         self.conn.close()
-        self.process.join(timeout=10)
+        self.process.join(timeout=10 if self.loaded else 0)  # a loading child reads no EOF
         if self.process.is_alive():
             self.process.kill()
+            self.process.join()
 
     def _reply(self) -> Any:
         kind, value = self.conn.recv()

@@ -33,6 +33,9 @@ from serving.server_config import DEFAULT_RUN_DIR, ServerError
 
 URL_ENV = "RNN_SERVE_URL"
 KEY_ENV = "RNN_SERVE_KEY"
+# Seconds a stream may go without a byte before the client gives up on it (docs/faults.md).
+# A healthy stream sends a line per handler call: well under a second even under full load.
+STREAM_IDLE_S = 30.0
 
 
 class ClientError(Exception):
@@ -117,8 +120,14 @@ def generate(connection: Connection, payload: dict[str, Any], timeout: float = 1
 def generate_stream(
     connection: Connection, payload: dict[str, Any], timeout: float = 120
 ) -> Iterator[dict[str, Any]]:
-    """Yield the streamed chunks: newline-delimited JSON objects, the last with finish_reason."""
-    reply = _post(connection, "lm", {**payload, "stream": True}, timeout, stream=True)
+    """Yield the streamed chunks: newline-delimited JSON objects, the last with finish_reason.
+
+    A last line with finish_reason "error" (the request failed after its first chunk) raises
+    ClientError. No byte for ``min(timeout, STREAM_IDLE_S)`` seconds raises requests' timeout:
+    a healthy stream sends a line per handler call, and TorchServe 0.12 can leave a stream
+    whose worker died open with nothing more to say (docs/faults.md)."""
+    idle = min(timeout, STREAM_IDLE_S)
+    reply = _post(connection, "lm", {**payload, "stream": True}, (timeout, idle), stream=True)
     # TorchServe sends streamed chunks without a Content-Type, so requests knows no charset and
     # would yield bytes; NDJSON is UTF-8.
     reply.encoding = reply.encoding or "utf-8"
@@ -128,16 +137,23 @@ def generate_stream(
         while "\n" in buffer:
             line, buffer = buffer.split("\n", 1)
             if line.strip():
-                yield json.loads(line)
+                yield _checked(json.loads(line))
     if buffer.strip():
-        yield json.loads(buffer)
+        yield _checked(json.loads(buffer))
+
+
+def _checked(line: dict[str, Any]) -> dict[str, Any]:
+    if line.get("finish_reason") == "error":
+        message = f"the stream ended with an error line: {line.get('error')}"
+        raise ClientError(int(line.get("code") or 500), message, line.get("field"))
+    return line
 
 
 def _post(
     connection: Connection,
     model: str,
     payload: dict[str, Any],
-    timeout: float,
+    timeout: float | tuple[float, float],
     stream: bool = False,
 ) -> requests.Response:
     url = f"{connection.inference_url}/predictions/{model}"

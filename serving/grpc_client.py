@@ -23,10 +23,10 @@ errors of TorchServe itself arrive as gRPC statuses, raised here as `GrpcError` 
 model or a full queue: INTERNAL, not NOT_FOUND or UNAVAILABLE).
 
 What TorchServe 0.12's gRPC API cannot do with our models (its GRPCJob, measured):
-- an LM answer that takes more than one handler call (continuous batching sends it in chunks,
-  the first one empty) ends after that first chunk: Predictions answers OK with an empty body,
-  which `predict` raises as DATA_LOSS. Short generations (about 16 steps of prompt and
-  tokens) come whole and work; longer ones need HTTP.
+- a chunked answer ends after its first chunk (Predictions answers OK with what it got). Our
+  LM sends a non-streamed answer whole, however many handler calls it takes
+  (handlers/continuous.py `withhold`), so generation works; an empty answer, which would be
+  what is left of a chunked one, is raised as DATA_LOSS.
 - StreamPredictions fails every answer that is not a stream (a NullPointerException in the
   frontend: "Worker died", and TorchServe restarts the worker, failing its whole batch), and
   drops real streams after their first chunk (GRPCJob.isOpen answers isCancelled). So this
@@ -173,14 +173,14 @@ class GrpcClient:
     def predict(self, model: str, body: bytes) -> bytes:
         """The model's answer to ``body`` (Predictions), or our JSON error (also with gRPC OK).
 
-        Raises DATA_LOSS for an empty answer: our handlers never send one, it is what is left
-        of a chunked LM answer that TorchServe 0.12 cut after its first chunk."""
+        Raises DATA_LOSS for an empty answer: our handlers never send one, it would be what is
+        left of a chunked answer that TorchServe 0.12 cut after its first chunk."""
         answer = self._call(self.stub.Predictions, self._request(model, body)).prediction
         if not answer:
             raise GrpcError(
                 grpc.StatusCode.DATA_LOSS,
                 f"{model} answered OK with an empty body: TorchServe 0.12's gRPC API ends a "
-                "chunked (continuous-batching) answer after its first chunk; use HTTP for it",
+                "chunked answer after its first chunk; use HTTP for it",
             )
         return answer
 

@@ -11,8 +11,10 @@ normal, unchunked response, which is the only kind that can carry an error statu
 - a new request is validated (a bad one gets its own 4xx at once) and joins the decode loop;
   ``tokens_per_call`` tokens per call amortise the Java<->Python round trip;
 - a streaming row sends its new text as one NDJSON line per call that produced some (the
-  first line carries the session id); a non-streaming row sends empty chunks and then its
-  JSON answer (so its response is chunked once it runs past the first call);
+  first line carries the session id); a call that has nothing for a job sends it nothing
+  (handlers/continuous.py `withhold`), so a non-streaming row sends only its whole JSON
+  answer, and a failure before a job's first chunk still gets its own 5xx status; a stream
+  that fails later ends with a last line saying so (handlers/lm/replies.py);
 - a job that disappears from the calls was dropped by TorchServe because its client went
   away: its row leaves the loop (and its session is released);
 - the path after ``/predictions/lm/1.0/`` (TorchServe's ``url_path`` header) picks the API:
@@ -41,12 +43,12 @@ from typing import Any
 
 import torch
 
-from handlers.base import PHRASES, STOPPING, BatchHandler, request_body
-from handlers.continuous import Decision, Job, Reply
+from handlers.base import PHRASES, STOPPING, BatchHandler, read_request
+from handlers.continuous import Decision, Job, Reply, withhold
 from handlers.lm import openai_api
 from handlers.lm.api import NEW_SESSION, LMRequest, parse_generation
 from handlers.lm.replies import NativeReplies, OpenAIReplies
-from handlers.schema import RequestError, decode_body
+from handlers.schema import RequestError
 from models.decode_loop import INTERNAL_ERROR, Carry, DecodeLoop, Update
 from models.decode_process import DecodeProcess
 from models.generation import Generator
@@ -165,9 +167,9 @@ class LMHandler(BatchHandler):
             if route == openai_api.MODELS:
                 body = openai_api.models_body(self.model_name)
                 return Reply(body, None, content_type=openai_api.JSON)
-            body = decode_body(request_body(row))
             completions = route == openai_api.COMPLETIONS
-            request = openai_api.parse_completion(body) if completions else self.parse(body)
+            parse = openai_api.parse_completion if completions else self.parse
+            request = read_request(self.context, index, row, parse)
             if draining:
                 raise STOPPING
             session, carry = self._open_session(request)
@@ -214,9 +216,16 @@ class LMHandler(BatchHandler):
     def _engine(self) -> DecodeLoop | DecodeProcess:
         """Where a new job's rows go: the helper process when it has fewer rows (a lone
         request stays in this process: no pipe on its way)."""
-        if self.helper is not None and len(self.helper) < len(self.loop):
+        if self.helper is not None and not self.helper.alive() and not len(self.helper):
+            self._replace_helper()  # it died idle: no step of its rows will notice
+        if self.helper is not None and self.helper.ready() and len(self.helper) < len(self.loop):
             return self.helper
         return self.loop
+
+    def _replace_helper(self) -> None:
+        """A new helper, loading while this worker's own loop decodes every row."""
+        self.helper.close()
+        self.helper = DecodeProcess(*self.helper_args, wait=False)
 
     def _step(self) -> dict[Any, Update]:
         """Both loops step at once: the helper's order goes out before this one's step."""
@@ -242,8 +251,7 @@ class LMHandler(BatchHandler):
             keys = [key for job in self.jobs.values() if job.engine is engine for key in job.keys]
             logger.exception("decode step failed; ending its %d rows", len(keys))
             if engine is self.helper:
-                self.helper.close()
-                self.helper = DecodeProcess(*self.helper_args)
+                self._replace_helper()
             else:
                 self.loop = DecodeLoop(self.generator)
             return {key: Update(error=INTERNAL_ERROR) for key in keys}
@@ -252,8 +260,7 @@ class LMHandler(BatchHandler):
         """Fresh, empty loops (the helper process restarted): after a failure of either."""
         self.loop = DecodeLoop(self.generator)
         if self.helper is not None:
-            self.helper.close()
-            self.helper = DecodeProcess(*self.helper_args)
+            self._replace_helper()
 
     def _progress(self, rid: str, updates: dict[Any, Update]) -> Reply:
         job = self.jobs[rid]
@@ -272,7 +279,7 @@ class LMHandler(BatchHandler):
             self._finish(rid, parts[0].carry, failed=False)
             return job.replies.finished(job, parts)
         reply = job.replies.running(job, parts)
-        job.started = True
+        job.started = job.started or not reply.silent
         return reply
 
     def _finish(self, rid: str, carry: Carry | None, failed: bool) -> None:
@@ -280,11 +287,11 @@ class LMHandler(BatchHandler):
         if failed or carry is None or job.session is None:
             self._release(rid)
             return
-        del self.jobs[rid]
         if job.end_session:
             self.sessions.end(job.session)
         else:
             self.sessions.put(job.session, carry)
+        del self.jobs[rid]  # after the store: if it fails, the job is failed as it should be
 
     def _release(self, rid: str) -> None:
         """Forget a job whose request did not complete: its session keeps its old state."""
@@ -304,6 +311,9 @@ class LMHandler(BatchHandler):
     def _respond(self, replies: list[Reply]) -> list[Any]:
         """Bodies for TorchServe, with each job's status and whether its stream goes on."""
         for index, reply in enumerate(replies):
+            if reply.silent:
+                withhold(self.context, index)
+                continue
             if reply.status != 200:
                 phrase = PHRASES.get(reply.status, "Error")
                 self.context.set_response_status(reply.status, phrase, idx=index)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from handlers.continuous import Job, Reply
+from handlers.continuous import SILENT, Job, Reply
 from handlers.lm import openai_api
 from handlers.schema import RequestError
 from models.decode_loop import Update
@@ -39,10 +39,15 @@ class Replies:
         return Reply(self.error_body(error), None, error.status, self.error_content_type)
 
     def failed(self, job: Job, error: RequestError) -> Reply:
+        """Before a chunk went out: a whole response with the error's status (non-streamed
+        requests never send a chunk, see `SILENT`). After: a final line that says so."""
         if not job.started:
             return self.refused(error)
-        body = self.error_body(error)
-        return Reply(self.line(body) if job.stream else body, more=False)
+        return Reply(self.last_line(error), more=False, content_type=self.content_type)
+
+    def last_line(self, error: RequestError) -> str:
+        """The line that ends a stream that failed after its status line (200) went out."""
+        raise NotImplementedError
 
 
 class NativeReplies(Replies):
@@ -56,10 +61,13 @@ class NativeReplies(Replies):
     def line(self, payload: dict[str, Any]) -> str:
         return ndjson(payload)
 
+    def last_line(self, error: RequestError) -> str:
+        return ndjson({**error.to_json(), "finish_reason": "error"})
+
     def running(self, job: Job, parts: list[Update]) -> Reply:
         text = parts[0].text
         if not job.stream or not text:
-            return Reply("", more=True, content_type=self.content_type)
+            return SILENT
         payload: dict[str, Any] = {"text": text}
         if job.session and not job.announced:
             payload["session"] = job.announced = job.session
@@ -94,6 +102,9 @@ class OpenAIReplies(Replies):
     def line(self, payload: dict[str, Any]) -> str:
         return openai_api.event(payload)
 
+    def last_line(self, error: RequestError) -> str:
+        return openai_api.event(self.error_body(error)) + openai_api.DONE
+
     def events(self, parts: list[Update]) -> str:
         """One event per choice that has new text or finished in this call."""
         return "".join(
@@ -105,7 +116,7 @@ class OpenAIReplies(Replies):
 
     def running(self, job: Job, parts: list[Update]) -> Reply:
         body = self.events(parts) if job.stream else ""
-        return Reply(body, more=True, content_type=self.content_type)
+        return Reply(body, more=True, content_type=self.content_type) if body else SILENT
 
     def finished(self, job: Job, parts: list[Update]) -> Reply:
         if job.stream:

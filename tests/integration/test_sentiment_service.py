@@ -102,7 +102,7 @@ def test_answer_shape_for_text_texts_and_plain_body(server, local_predictor):
 
 
 BAD_REQUESTS = [
-    ({"data": b"", "headers": {"Content-Type": "text/plain"}}, "text"),
+    ({"data": b"", "headers": {"Content-Type": "text/plain"}}, "body"),  # empty: the body's fault
     ({"data": b'{"text": ', "headers": {"Content-Type": "application/json"}}, "body"),
     ({"json": {"text": 42}}, "text"),
     ({"json": {"texts": ["fine", None]}}, "texts[1]"),

@@ -27,6 +27,7 @@ class Frontend:
         self.sent: dict[str, list[Any]] = {}
         self.statuses: dict[str, int] = {}
         self.finished: dict[str, str] = {}  # "whole" or "stream"
+        self.withheld: dict[str, int] = {}  # calls in which a job got no answer at all
 
     def submit(self, rid: str, body: dict[str, Any]) -> None:
         self.jobs[rid] = body
@@ -39,7 +40,11 @@ class Frontend:
         ]
         bodies = self.handler.handle(data, context)
         assert len(bodies) == len(ids)
+        answered = set(context.request_ids)  # as ts/service.py: only these get an answer
         for index, (rid, body) in enumerate(zip(ids, bodies, strict=True)):
+            if index not in answered:  # kept, and sent again (with its body) in the next call
+                self.withheld[rid] = self.withheld.get(rid, 0) + 1
+                continue
             self.sent.setdefault(rid, []).append(body)
             self.statuses.setdefault(rid, context.statuses.get(index, 200))
             verdict = context.stopping_criteria[index](body)
@@ -96,16 +101,19 @@ def handler(tmp_path) -> LMHandler:
     return make_handler(tmp_path / "lm")
 
 
-def test_long_answers_are_chunked_short_ones_whole(handler):
+def test_answers_are_whole_and_only_streams_are_chunked(handler):
+    """A non-streamed job gets no answer until its whole one (so it can still fail with a
+    5xx status line); a stream gets a chunk per call with new text."""
     frontend = Frontend(handler)
     frontend.submit("short", {"prompt": "A", "max_new_tokens": 2, "seed": 1})
     frontend.submit("long", {"prompt": "B", "max_new_tokens": 10, "seed": 2})
     frontend.submit("streamed", {"prompt": "B", "max_new_tokens": 10, "seed": 2, "stream": True})
     frontend.run()
-    assert frontend.finished == {"short": "whole", "long": "stream", "streamed": "stream"}
+    assert frontend.finished == {"short": "whole", "long": "whole", "streamed": "stream"}
     assert frontend.sent["short"][0]["generated_tokens"] == 2
     long = frontend.sent["long"]
-    assert long[:-1] == ["", "", ""] and long[-1]["generated_tokens"] == 10  # 3 + 3 + 3 + 1
+    assert len(long) == 1 and long[0]["generated_tokens"] == 10  # 3 + 3 + 3 + 1
+    assert frontend.withheld == {"long": 3}
     lines = [json.loads(body) for body in frontend.sent["streamed"] if body]
     assert "".join(line["text"] for line in lines) == long[-1]["text"]
     assert lines[-1]["finish_reason"] == "length" and len(handler.loop) == 0
@@ -131,16 +139,27 @@ def test_an_expired_session_gets_410_and_a_failing_row_a_500_alone(handler, monk
     monkeypatch.setattr(handler.sessions, "clock", lambda: 1e9)
     frontend.submit("late", {"prompt": "B", "session": session})
     frontend.submit("fine", {"prompt": "C", "max_new_tokens": 7, "seed": 4})
-    frontend.submit("broken", {"prompt": "D", "max_new_tokens": 7})
+    frontend.submit("broken", {"prompt": "D", "max_new_tokens": 7, "seed": 5})
+    frontend.submit(
+        "broken stream", {"prompt": "D", "max_new_tokens": 9, "seed": 6, "stream": True}
+    )
     frontend.call()
+    assert frontend.sent["broken stream"], "the stream has sent its first chunk"
 
     def fail(token, tokenizer):
         raise RuntimeError("cannot decode")
 
     handler.loop.rows["broken"].add = fail
+    handler.loop.rows["broken stream"].add = fail
     frontend.run()
     assert frontend.statuses["late"] == 410 and frontend.sent["late"][0]["field"] == "session"
-    assert frontend.sent["broken"][-1]["code"] == 500 and frontend.finished["broken"] == "stream"
+    # Not yet answered: a whole 500. Streaming already: a last line that says it failed.
+    assert frontend.statuses["broken"] == 500 and frontend.finished["broken"] == "whole"
+    assert frontend.sent["broken"] == [{**frontend.sent["broken"][0], "code": 500}]
+    last = json.loads(frontend.sent["broken stream"][-1])
+    assert last["finish_reason"] == "error" and "internal error" in last["error"]
+    assert frontend.statuses["broken stream"] == 200  # its status line went out with chunk 1
+    assert frontend.finished["broken stream"] == "stream"
     assert frontend.sent["fine"][-1]["generated_tokens"] == 7
 
 
@@ -206,6 +225,7 @@ def test_a_dead_helper_process_fails_the_running_rows_and_is_replaced(tmp_path, 
         assert helper_rows and len(helper_rows) < 4  # only the helper's rows failed
         for rid, sent in frontend.sent.items():
             assert sent[-1]["code"] == 500 if rid in helper_rows else sent[-1]["text"]
+            assert frontend.statuses[rid] == (500 if rid in helper_rows else 200)
         frontend.submit("after", {"prompt": "B", "max_new_tokens": 5, "seed": 1})
         frontend.submit("after2", {"prompt": "C", "max_new_tokens": 5, "seed": 2})
         frontend.run()
@@ -214,3 +234,21 @@ def test_a_dead_helper_process_fails_the_running_rows_and_is_replaced(tmp_path, 
         assert two.helper.process.is_alive() and two.rows == 0
     finally:
         two.helper.close()
+
+
+def test_a_failing_session_store_fails_its_requests_with_a_5xx_or_a_last_error_line(
+    handler, monkeypatch
+):
+    def broken(*args):
+        raise RuntimeError("session store down")
+
+    monkeypatch.setattr(handler.sessions, "put", broken)
+    frontend = Frontend(handler)
+    frontend.submit("plain", {"prompt": "A", "max_new_tokens": 8, "seed": 1, "session": "new"})
+    body = {"prompt": "B", "max_new_tokens": 8, "seed": 2, "session": "new", "stream": True}
+    frontend.submit("streamed", body)
+    frontend.run()
+    assert frontend.statuses["plain"] == 500 and frontend.finished["plain"] == "whole"
+    last = json.loads(frontend.sent["streamed"][-1])
+    assert last["finish_reason"] == "error" and frontend.finished["streamed"] == "stream"
+    assert len(handler.sessions) == 0 and handler.rows == 0

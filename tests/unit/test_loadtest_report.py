@@ -258,3 +258,14 @@ def test_run_info_round_trips_through_its_file(tmp_path):
     info = report.RunInfo.load(tmp_path)
     assert json.loads((tmp_path / report.RUN_INFO).read_text())["users"] == info.users == 4
     assert report.first_history_timestamp(tmp_path / "locust_stats_history.csv") == 1000.0
+
+
+def test_requests_cut_at_the_end_are_counted_by_name(tmp_path):
+    run_folder(tmp_path)
+    cut = {"STREAM lm whole stream": 3, "POST /predictions/lm": 1}
+    (tmp_path / f"{report.CSV_PREFIX}{report.CUT}").write_text(json.dumps(cut))
+    text = report.write_report(tmp_path).read_text()
+    assert "4 request(s) were still running when the run ended and were cut" in text
+    assert table_row(text, "STREAM lm whole stream") == ["STREAM lm whole stream", "3"]
+    (tmp_path / f"{report.CSV_PREFIX}{report.CUT}").unlink()
+    assert "Not recorded" in report.write_report(tmp_path).read_text()

@@ -38,7 +38,7 @@ def test_good_inputs(raw, texts, many):
     [
         ({"text": ""}, "text"),
         ({"text": "   "}, "text"),
-        ("", "text"),
+        ("", "body"),
         ({}, "text"),
         ({"text": "a", "texts": ["b"]}, "text"),
         ({"text": 3}, "text"),
