@@ -31,6 +31,8 @@ function rangeText(schema) {
   const parts = [];
   if (low !== undefined) parts.push(`${exclusive ? ">" : "≥"} ${low}`);
   if (high !== undefined) parts.push(`≤ ${high}`);
+  const { maxLength } = inner(schema);
+  if (maxLength !== undefined) parts.push(`at most ${maxLength} characters`);
   return parts.join(", ");
 }
 
@@ -67,10 +69,9 @@ function setUpNumber(name, schema) {
 function setUp(fields) {
   const lm = fields.lm;
   for (const name of NUMBER_FIELDS) setUpNumber(name, lm[name]);
-  const prompt = inner(lm.prompt);
   describe("prompt", lm.prompt,
-    `At most ${prompt.maxLength} characters. Generate starts afresh; Continue sends it as the ` +
-    "next turn of the session. Ctrl+Enter generates.");
+    "Generate starts afresh; Continue sends it as the next turn of the session. " +
+    "Ctrl+Enter generates.");
   const stop = inner(lm.stop);
   $("stop-hint").textContent =
     `${lm.stop.description} One per line, at most ${stop.maxItems}, each at most ` +
@@ -390,12 +391,15 @@ function result(text, answer) {
   for (const [name, probability] of Object.entries(answer.probabilities)) {
     const row = document.createElement("div");
     row.className = "probability";
+    const track = document.createElement("span");
+    track.className = "track";
     const bar = document.createElement("span");
     bar.className = "bar";
     bar.style.width = `${(probability * 100).toFixed(1)}%`;
+    track.append(bar);
     const caption = document.createElement("span");
     caption.textContent = `${name} ${probability.toFixed(3)}`;
-    row.append(caption, bar);
+    row.append(caption, track);
     bars.append(row);
   }
   article.append(quote, label, bars);
