@@ -273,10 +273,11 @@ class PlaygroundHandler(BaseHTTPRequestHandler):
             with self.server.relays_lock:
                 self.server.relays[stream] = relay
         try:
-            if not self._relay(relay, connection, model, body):
-                self.close_connection = True
-                if model == LM:
-                    self.server.release_rows(connection)
+            completed = self._relay(relay, connection, model, body)
+            if not completed or relay.cancelled.is_set():
+                self.close_connection = True  # the answer was cut or never sent
+            if not completed and model == LM:
+                self.server.release_rows(connection)
         finally:
             if stream:
                 with self.server.relays_lock:
@@ -297,9 +298,10 @@ class PlaygroundHandler(BaseHTTPRequestHandler):
             reply = upstream.getresponse()
         except OSError as exc:
             upstream.close()
-            if not relay.cancelled.is_set():
-                where = connection.inference_url
-                self._error(502, "server", f"could not reach TorchServe at {where}: {exc}")
+            if relay.cancelled.is_set():
+                return False  # cut while TorchServe held it: its row may be running
+            where = connection.inference_url
+            self._error(502, "server", f"could not reach TorchServe at {where}: {exc}")
             return True
         try:
             return self._pass_on(reply) and not relay.cancelled.is_set()
