@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from handlers.lm.api import FIELDS as LM_FIELDS
+from handlers.lm.api import MAX_STOP_STRINGS
 from loadtest.metrics import ACTIVE_ROWS, parse_counters, scrape
 from playground import control
 from playground.browser import launch, open_playground
@@ -27,6 +29,14 @@ ROOT = Path(__file__).resolve().parents[2]
 URL = re.compile(r"http://127\.0\.0\.1:\d+/\?token=\S+")
 SEEDED = {"temperature": 1.0, "top_p": 0.9, "seed": 5}
 WAIT_MS = 60_000  # generous: the machine may be busy with other tests
+CONTROLS = {  # label -> the API's field
+    "Temperature": "temperature",
+    "Top-k": "top_k",
+    "Top-p": "top_p",
+    "Max new tokens": "max_new_tokens",
+    "Seed": "seed",
+}
+DECLARED = {spec.name: spec for spec in LM_FIELDS}
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +152,16 @@ def test_the_page_needs_its_token_and_origin_and_never_holds_the_key(server, pla
 
 def control_paths() -> list[str]:
     return ["", "playground.js", "playground.css", "api/fields"]
+
+
+def test_the_controls_start_at_the_apis_declared_defaults_and_limits(page):
+    for label, name in CONTROLS.items():
+        spec = DECLARED[name]
+        control = page.get_by_label(label, exact=True)
+        shown = control.input_value()
+        assert (float(shown) if shown else None) == spec.default, label
+        assert control.get_attribute("max") == str(spec.maximum), label  # 2^63 - 1 exactly
+    assert f"at most {MAX_STOP_STRINGS}," in page.locator("#stop-hint").text_content()
 
 
 def test_the_answer_streams_into_the_page_and_ends_as_the_apis_answer(server, page):
