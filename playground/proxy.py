@@ -184,7 +184,10 @@ class PlaygroundHandler(BaseHTTPRequestHandler):
     def _has_cookie(self) -> bool:
         cookies = SimpleCookie(self.headers.get("Cookie", ""))
         morsel = cookies.get(self.server.cookie)
-        return morsel is not None and hmac.compare_digest(morsel.value, self.server.token)
+        return morsel is not None and self._is_token(morsel.value)
+
+    def _is_token(self, text: str) -> bool:
+        return hmac.compare_digest(text.encode(), self.server.token.encode())
 
     def _refuse_without_cookie(self) -> bool:
         if self._has_cookie():
@@ -200,7 +203,7 @@ class PlaygroundHandler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         token = parse_qs(url.query).get("token", [""])[0]
         if url.path == "/" and token:
-            if not hmac.compare_digest(token, self.server.token):
+            if not self._is_token(token):
                 self._error(403, "token", "wrong token: open the URL `make playground` printed")
                 return
             cookie = f"{self.server.cookie}={token}; HttpOnly; SameSite=Strict; Path=/"
@@ -239,6 +242,8 @@ class PlaygroundHandler(BaseHTTPRequestHandler):
         try:
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:
+            length = -1
+        if length < 0:
             self._error(411, "body", "send a Content-Length")
             return None
         if length > MAX_BODY_BYTES:

@@ -49,6 +49,8 @@ def cookie(server) -> str:
 def test_the_token_in_the_url_becomes_a_strict_cookie_and_opens_the_page(playground):
     refused, body = ask(playground, "GET", "/")
     assert refused.status == 403 and json.loads(body)["field"] == "token"
+    wrong, _ = ask(playground, "GET", "/?token=%C3%A9t%C3%A9")  # not even ASCII
+    assert wrong.status == 403
     opened, _ = ask(playground, "GET", f"/?token={TOKEN}")
     assert opened.status == 303 and opened.getheader("Location") == "/"
     set_cookie = opened.getheader("Set-Cookie")
@@ -70,6 +72,8 @@ def test_other_hosts_origins_paths_and_oversized_bodies_are_refused(playground):
     size = str(MAX_BODY_BYTES + 1)
     huge, body = ask(playground, "POST", "/predictions/lm", **own, **{"Content-Length": size})
     assert huge.status == 413 and json.loads(body)["field"] == "body"
+    negative, _ = ask(playground, "POST", "/predictions/lm", **own, **{"Content-Length": "-1"})
+    assert negative.status == 411
     # No server runs from this run folder: the page is told so, with the reason.
     alone, body = ask(playground, "POST", "/predictions/lm", b'{"prompt": "x"}', **own)
     assert alone.status == 503 and "make serve" in json.loads(body)["error"]
