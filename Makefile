@@ -31,24 +31,26 @@ SPAWN_RATE ?= 8
 DURATION ?= 60s
 SCENARIO ?= mixed
 WEIGHTS ?=
+PLAYGROUND_PORT ?=
 # The served models, from their one declaration (stdlib Python: works before `make setup`).
 MODELS := $(shell $(PYTHON) -m handlers.registry names)
 
-.PHONY: help setup models lm-sweep serve stop status loadtest chaos bench test test-unit lint format clean
+.PHONY: help setup models lm-sweep serve playground stop status loadtest chaos bench test test-unit lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements-torch.txt pyproject.toml scripts/ensure-java.sh
+$(VENV)/.installed: requirements-torch.txt pyproject.toml scripts/ensure-java.sh scripts/ensure-chromium.sh
 	bash scripts/ensure-java.sh
+	bash scripts/ensure-chromium.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(PIP_PIN)
 	$(PY) -m pip install -q --no-index --no-deps -r requirements-torch.txt 2>/dev/null \
 		|| $(PY) -m pip install -q -r requirements-torch.txt
-	$(PY) -m pip install -q -e ".[serve,train,loadtest,dev]"
+	$(PY) -m pip install -q -e ".[serve,train,loadtest,playground,dev]"
 	touch $@
 
-setup: $(VENV)/.installed ## create .venv with pinned dependencies and a Java 17 runtime
+setup: $(VENV)/.installed ## create .venv with pinned dependencies, a Java 17 runtime and chromium
 
 # Trained artifacts are kept: retraining takes minutes.
 .PRECIOUS: $(ARTIFACTS)/%/weights.pt
@@ -68,9 +70,15 @@ lm-sweep: $(VENV)/.installed ## compare LM tokenizers at equal CPU minutes (MINU
 serve: models ## set up, train if needed, start TorchServe on $(HOST) and wait until every model is READY
 	$(PY) -m serving.server start --run-dir $(RUN_DIR) --auth $(AUTH) --host $(HOST) --model-store $(MODEL_STORE) \
 		$(PORTS)
+	@$(PY) -m playground url --run-dir $(RUN_DIR) $(if $(PLAYGROUND_PORT),--port $(PLAYGROUND_PORT))
 
-stop: ## stop the server started from this checkout
-	@if [ -x $(PY) ]; then $(PY) -m serving.server stop --run-dir $(RUN_DIR); else echo "nothing to stop"; fi
+playground: $(VENV)/.installed ## the browser page to try the models (serves first if needed); prints its URL
+	@$(PY) -m serving.server status --run-dir $(RUN_DIR) >/dev/null || $(MAKE) --no-print-directory serve
+	@$(PY) -m playground start --run-dir $(RUN_DIR) $(if $(PLAYGROUND_PORT),--port $(PLAYGROUND_PORT))
+
+stop: ## stop the server (and the playground) started from this checkout
+	@if [ -x $(PY) ]; then $(PY) -m playground stop --run-dir $(RUN_DIR); \
+		$(PY) -m serving.server stop --run-dir $(RUN_DIR); else echo "nothing to stop"; fi
 
 status: ## is a server from this checkout running?
 	@$(PY) -m serving.server status --run-dir $(RUN_DIR)

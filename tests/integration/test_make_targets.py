@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from models.classifier import SentimentPredictor
+from playground import control as playground_control
 from serving.client import Client
-from serving.lifecycle import server_pid, stop
+from serving.lifecycle import alive, server_pid, stop
+from serving.server_config import free_ports
 from tests.integration.conftest import default_ports_taken, free_server_ports
 from training.archive import packed_quantize, unpack_archive
 
@@ -40,11 +42,13 @@ def make(target: str, settings: dict[str, str]) -> subprocess.CompletedProcess[s
 def test_models_serve_status_stop(tiny_model_store, tmp_path):
     artifacts = tiny_model_store.parent  # the tiny trainers' folders: sentiment/, lm/
     ports = free_server_ports()
+    (playground,) = free_ports(1)
     settings = {
         "ARTIFACTS": str(artifacts),
         "MODEL_STORE": str(tmp_path / "store"),
         "RUN_DIR": str(tmp_path / "run"),
         **{MAKE_PORTS[role]: port for role, port in ports.items()},
+        "PLAYGROUND_PORT": str(playground),
     }
     inference = ports["inference_port"]
     # A developer's `make serve` from this checkout holds the default ports meanwhile.
@@ -56,6 +60,7 @@ def test_models_serve_status_stop(tiny_model_store, tmp_path):
 
 
 def check_models_serve_status_stop(settings: dict[str, str], tmp_path, inference: int) -> None:
+    playground = settings["PLAYGROUND_PORT"]
     try:
         models = make("models", settings)
         assert models.returncode == 0, models.stderr
@@ -73,14 +78,21 @@ def check_models_serve_status_stop(settings: dict[str, str], tmp_path, inference
             unpack_archive(store, tmp_path / "unpacked"), quantize=packed_quantize(store)
         )
         assert client.classify(text)["label"] == local.predict([text])[0]["label"]
+        assert f"127.0.0.1:{playground}/" in served.stdout, "serve prints the playground's URL"
+        page = make("playground", settings)
+        assert page.returncode == 0 and f"127.0.0.1:{playground}/?token=" in page.stdout
+        page_pid = playground_control.read_state(tmp_path / "run").pid
 
         stopped = make("stop", settings)
         assert stopped.returncode == 0 and "stopped" in stopped.stdout
+        assert playground_control.read_state(tmp_path / "run") is None
+        assert not alive(page_pid), "make stop stops the playground too"
         status = make("status", settings)
         assert status.returncode != 0 and "not running" in status.stdout
         assert server_pid(tmp_path / "run") is None
         check_models_redoes_only_what_is_missing(settings, tmp_path / "store")
     finally:
+        playground_control.stop(tmp_path / "run")
         stop(tmp_path / "run")
 
 
