@@ -34,7 +34,7 @@ SENTIMENT_RECIPE_MINUTES = 15.2
 FAST_PROFILE_SAVING_MINUTES = 1.0  # PROFILE=fast (3 copies): "about a minute shorter" (README)
 TINY_MINUTES = 0.5  # the tiny profiles: seconds of training plus start-up
 
-RESERVE_SECONDS = 15.0  # after the planned stages: augmentation, saving the artifact
+RESERVE_SECONDS = 10.0  # after the planned stages: augmentation, saving the artifact
 LABEL_ROW_TOKENS = 2  # the teacher's [CLS] and [SEP]: labelling cost per row beyond its words
 OVERRUN_SHARE = 0.1  # the student stops early (after an epoch) only past the budget by this
 
@@ -217,14 +217,14 @@ def decisions(choice: Choice, work: Workload, rate: Throughput) -> list[str]:
     def why(lever: str) -> str:
         if getattr(chosen, lever) == getattr(recipe, lever):
             return "as the recipe"
-        return f"recipe {getattr(recipe, lever)}: cut to fit (order of cuts: training.budget.CUTS)"
+        return f"recipe {getattr(recipe, lever):g}, cut to fit"
 
     total = choice.spent_seconds + sum(seconds.values())
     if chosen.teacher_epochs <= 0:
         teacher = [f"teacher: none ({why('teacher_epochs')}): no labels, no perturbed copies"]
     else:
         teacher = [
-            f"teacher fine-tune: {chosen.teacher_epochs:g} epochs ({teacher_steps(chosen, work)} "
+            f"teacher fine-tune: epochs {chosen.teacher_epochs:g} ({teacher_steps(chosen, work)} "
             f"steps at {rate.teacher_steps_per_s:.2f}/s, {seconds['teacher'] / 60:.1f} min; "
             f"{why('teacher_epochs')})",
             f"teacher labels: {labelled_phrases(chosen, work)} of {work.phrases} phrases "
@@ -234,11 +234,11 @@ def decisions(choice: Choice, work: Workload, rate: Throughput) -> list[str]:
         ]
     return [
         *teacher,
-        f"student: {chosen.epochs} epochs ({why('epochs')}): {seconds['student'] / 60:.1f} min "
+        f"student: epochs {chosen.epochs} ({why('epochs')}): {seconds['student'] / 60:.1f} min "
         f"at {rate.student_words_per_s:.0f} words/s",
         f"predicted {total / 60:.1f} of {choice.budget_seconds / 60:.1f} min "
         f"({choice.spent_seconds / 60:.1f} spent on loading and measuring, "
-        f"{RESERVE_SECONDS:.0f} s kept for saving)"
+        f"{RESERVE_SECONDS:.0f} s kept for saving; cuts in the order of training.budget.CUTS)"
         + ("" if choice.fits else "; even the smallest plan does not fit: it runs over"),
     ]
 

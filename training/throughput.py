@@ -98,21 +98,23 @@ def measure(
     sentences: Sequence[str],
     labels: Sequence[int],
     phrases: Sequence[str],
-    student_pass: Callable[[list[str]], None],
+    student_probe: Callable[[], Callable[[list[str]], None]],
     with_teacher: bool,
     teacher_batch: int,
     student_batch: int,
 ) -> Throughput:
-    """All three rates; ``student_pass(texts)`` trains a throwaway student once over ``texts``.
-    Without a teacher its rates are not measured (nor needed): reported as 0."""
+    """All three rates. ``student_probe()`` builds a throwaway student (inside the forked RNG:
+    its initialisation must not move the seed's stream) and returns a function that trains it
+    once over given texts. Without a teacher its rates are not measured (nor needed): 0."""
     with torch.random.fork_rng(devices=[]):
         steps, label = (
             teacher_rates(sentences, labels, phrases, teacher_batch) if with_teacher else (0, 0)
         )
         phrase_batches, sentence_batches = STUDENT_BATCHES
-        texts = length_groups(phrases, phrase_batches, student_batch) + length_groups(
-            sentences, sentence_batches, student_batch, seed=1
-        )
+        texts = length_groups(phrases, phrase_batches, student_batch)
+        if with_teacher:  # perturbed sentences join the phrases
+            texts += length_groups(sentences, sentence_batches, student_batch, seed=1)
+        student_pass = student_probe()
         student_pass(texts)  # warm-up: first-use allocations and kernel choice
         student = _rate(sum(map(words, texts)), lambda: student_pass(texts))
     return Throughput(steps, label, student)

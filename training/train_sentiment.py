@@ -293,7 +293,7 @@ def _budgeted(
         sentences,
         list(teacher_data["label"]) if teacher_data is not None else [],
         phrases,
-        _student_pass(options, reader),
+        lambda: _student_pass(options, reader),
         with_teacher=options.teacher_epochs > 0,
         teacher_batch=work.teacher_batch,
         student_batch=options.batch_size,
