@@ -161,6 +161,10 @@ def check_options(options: TrainOptions) -> None:
     for name, (value, allowed) in choices.items():
         if value not in allowed:
             raise ValueError(f"{name} must be one of {sorted(allowed)}, not {value!r}")
+    if not 0 <= options.teacher_phrase_share <= 1:
+        raise ValueError("teacher phrase share must be within [0, 1]")
+    if options.minutes is not None and options.minutes <= 0:
+        raise ValueError("minutes must be positive (or left out: the fixed recipe)")
     if options.pretrained == "glove" and options.tokenizer != "words":
         raise ValueError("pretrained glove vectors need --tokenizer words")
     if options.teacher_epochs > 0 and options.teacher_vectors > 0 and options.pretrained != "glove":
@@ -208,6 +212,12 @@ def drop_words(ids: torch.Tensor, lengths: torch.Tensor, rate: float, pad_id: in
 
 def train(options: TrainOptions) -> dict[str, Any]:
     """Run one training and write the artifact to ``options.out``; returns the metrics."""
+    replayed = None
+    if options.plan:  # repeat a recorded plan exactly: its levers replace the recipe's
+        chosen = budget.load_plan(json.loads(Path(options.plan).read_text()))
+        print(f"budget: repeating the plan of {options.plan}: {chosen}")
+        options = _with_plan(options, chosen)
+        replayed = {"plan": asdict(chosen), "from": options.plan}
     check_options(options)
     started = time.perf_counter()
     if options.threads:
@@ -225,7 +235,9 @@ def train(options: TrainOptions) -> dict[str, Any]:
         teacher_data = (
             load_sentiment(options.teacher_source)["train"] if options.teacher_epochs > 0 else None
         )
-        options, planned = _budgeted(options, reader, phrases, teacher_data, dev, started)
+        planned = replayed
+        if options.minutes is not None and replayed is None:
+            options, planned = _budgeted(options, reader, phrases, teacher_data, dev, started)
         if options.teacher_epochs > 0:
             transfer = teacher_transfer_set(
                 options,
@@ -238,7 +250,7 @@ def train(options: TrainOptions) -> dict[str, Any]:
             if transfer.word_vectors is not None:
                 reader = with_teacher_vectors(reader, transfer.word_vectors)
         deadline = None
-        if planned is not None and options.minutes is not None and not options.plan:
+        if planned is not None and replayed is None:
             deadline = started + options.minutes * 60 * (1 + budget.OVERRUN_SHARE)
         config, state, metrics = _fit(options, reader, train_split, dev, transfer, deadline)
         metrics["seconds"] = round(time.perf_counter() - started, 1)
@@ -267,15 +279,10 @@ def _budgeted(
     teacher_data: Any,
     dev: Any,
     started: float,
-) -> tuple[TrainOptions, dict[str, Any] | None]:
-    """The options with a plan's levers applied, and what metrics.json keeps of the plan: the
-    plan of ``--plan``'s file, or one made now for ``--minutes``; (options, None) otherwise."""
-    if options.plan:
-        chosen = budget.load_plan(json.loads(Path(options.plan).read_text()))
-        tqdm.write(f"budget: repeating the plan of {options.plan}: {chosen}")
-        return _with_plan(options, chosen), {"plan": asdict(chosen), "from": options.plan}
-    if options.minutes is None:
-        return options, None
+) -> tuple[TrainOptions, dict[str, Any]]:
+    """For ``--minutes``: measure, plan, say why; returns the options with the plan's levers
+    applied and what metrics.json keeps of the plan."""
+    assert options.minutes is not None
     from training.throughput import measure, words
 
     sentences = list(teacher_data["sentence"]) if teacher_data is not None else []

@@ -8,6 +8,7 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.unit.test_sentiment_data import synthetic_rows
@@ -110,3 +111,15 @@ def test_labelled_phrases_are_a_seeded_sample_in_row_order() -> None:
     assert half == labelled_phrase_rows(1000, 0.5, 13) != labelled_phrase_rows(1000, 0.5, 14)
     assert labelled_phrase_rows(1000, 0.0, 13) == []
     assert torch.tensor(half).max() < 1000
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [(["--minutes", "0"], "minutes"), (["--teacher-phrase-share", "1.5"], "phrase share")],
+)
+def test_bad_budget_settings_fail_before_any_data_is_read(
+    argv: list[str], named: str, tmp_path: Path
+) -> None:
+    missing = str(tmp_path / "no-such-folder")  # would fail differently if it were read
+    with pytest.raises(ValueError, match=named):
+        train(parse_options(["--profile", "tiny", "--source", missing, *argv]))
