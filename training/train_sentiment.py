@@ -53,6 +53,7 @@ from training.distillation import distillation_loss
 from training.precision import PRECISIONS, autocast, resolve_precision
 from training.schedule import SHAPES, lr_factor
 from training.sentiment_inputs import (
+    MAX_TOKENS,
     Reader,
     Targets,
     TransferSet,
@@ -301,6 +302,7 @@ def _budgeted(
         list(teacher_data["label"]) if teacher_data is not None else [],
         phrases,
         lambda: _student_pass(options, reader),
+        lambda text: min(len(reader.tokenizer.encode(text)), MAX_TOKENS),
         with_teacher=options.teacher_epochs > 0,
         teacher_batch=work.teacher_batch,
         student_batch=options.batch_size,
