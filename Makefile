@@ -35,7 +35,7 @@ PLAYGROUND_PORT ?=
 # The served models, from their one declaration (stdlib Python: works before `make setup`).
 MODELS := $(shell $(PYTHON) -m handlers.registry names)
 
-.PHONY: help setup models lm-sweep serve playground stop status loadtest chaos bench test test-unit lint format clean
+.PHONY: help setup models train-estimate lm-sweep serve playground stop status loadtest chaos bench test test-unit lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -61,8 +61,13 @@ $(ARTIFACTS)/%/weights.pt: | $(VENV)/.installed
 $(MODEL_STORE)/%.mar: $(ARTIFACTS)/%/weights.pt handlers/%/model-config.yaml $(wildcard handlers/*.py handlers/*/*.py models/*.py)
 	$(PY) -m training.archive $* --artifact $(ARTIFACTS)/$* --export $(MODEL_STORE)
 
-models: $(foreach m,$(MODELS),$(MODEL_STORE)/$(m).mar) ## train and archive the default models where missing
+models: train-estimate $(foreach m,$(MODELS),$(MODEL_STORE)/$(m).mar) ## train and archive the default models where missing
 	@$(PY) -m training.summary $(ARTIFACTS)
+
+# First, the minutes of training to come for the models not yet trained (figures: training/budget.py).
+train-estimate:
+	@$(PYTHON) -m training.budget estimate --profile $(PROFILE) \
+		$(foreach m,$(MODELS),$(if $(wildcard $(ARTIFACTS)/$(m)/weights.pt),,$(m)))
 
 lm-sweep: $(VENV)/.installed ## compare LM tokenizers at equal CPU minutes (MINUTES each); runs/lm-sweep/
 	$(PY) -m training.lm_sweep --minutes $(MINUTES) --out runs/lm-sweep

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import tempfile
 import time
 from collections.abc import Sequence
@@ -80,7 +81,9 @@ def teacher_transfer_set(
 ) -> TransferSet:
     """Fine-tune the teacher on the training sentences, then label the phrases and
     ``options.augment_copies`` perturbed copies of each sentence. Cached by content where
-    ``options.teacher_cache`` names a folder (experiments rerun the student, not the teacher)."""
+    ``options.teacher_cache`` names a folder (experiments rerun the student, not the teacher).
+    With ``options.teacher_phrase_share`` below 1 the teacher labels only a seeded sample of
+    the phrases (a budget's lever); the others get NaN logits and train on gold alone."""
     from training.augment import nearest_words, perturbed_copies
 
     started = time.perf_counter()
@@ -97,7 +100,8 @@ def teacher_transfer_set(
         copies = perturbed_copies(
             sentence_ids, tokenizer.words, neighbours, options.augment_copies, options.seed
         )
-    texts = list(phrases) + [c.text for c in copies]
+    labelled = labelled_phrase_rows(len(phrases), options.teacher_phrase_share, options.seed)
+    texts = [phrases[i] for i in labelled] + [c.text for c in copies]
     words = list(tokenizer.words) if options.teacher_vectors > 0 else []
     vectors = [f"teacher vectors: {options.teacher_vectors}", *words] if words else []
     key = _cache_key(options, sentences, [*texts, *vectors])
@@ -111,13 +115,27 @@ def teacher_transfer_set(
             with tempfile.NamedTemporaryFile(dir=cached.parent, delete=False) as handle:
                 torch.save(stored, handle)
             Path(handle.name).replace(cached)
+    logits = stored["logits"]
+    if len(labelled) < len(phrases):  # unlabelled phrases: NaN logits (gold labels only)
+        logits = torch.full((len(phrases) + len(copies), 2), float("nan"))
+        logits[labelled] = stored["logits"][: len(labelled)]
+        logits[len(phrases) :] = stored["logits"][len(labelled) :]
     facts = {
         **json.loads(stored["facts"]),
         "transfer_rows": len(texts),
+        "teacher_labelled_phrases": len(labelled),
         "augmented_rows": len(copies),
         "transfer_seconds": round(time.perf_counter() - started, 1),
     }
-    return TransferSet([c.ids for c in copies], stored["logits"], facts, stored.get("vectors"))
+    return TransferSet([c.ids for c in copies], logits, facts, stored.get("vectors"))
+
+
+def labelled_phrase_rows(phrases: int, share: float, seed: int) -> list[int]:
+    """The phrase rows the teacher labels: all of them, or a seeded sample (in row order)."""
+    if share >= 1:
+        return list(range(phrases))
+    count = max(0, min(phrases, round(phrases * share)))
+    return sorted(random.Random(seed).sample(range(phrases), count))
 
 
 def with_teacher_vectors(reader: Reader, vectors: torch.Tensor) -> Reader:
@@ -158,7 +176,9 @@ def _run_teacher(options, texts, words, sentences, labels, dev_sentences) -> dic
     logits = teacher_logits(teacher, texts, progress=options.progress)
     stored: dict[str, Any] = {"logits": logits}
     if words:
-        stored["vectors"] = word_vectors(teacher, words, options.teacher_vectors)
+        stored["vectors"] = word_vectors(
+            teacher, words, options.teacher_vectors, progress=options.progress
+        )
     facts = {
         "teacher_minutes": round(tuned / 60, 2),
         "teacher_label_minutes": round((time.perf_counter() - started - tuned) / 60, 2),
@@ -189,6 +209,13 @@ class Targets:
     rows: list[list[int]]
     gold: torch.Tensor
     soft: torch.Tensor
+
+
+def student_texts(tokenizer: AnyTokenizer, texts: Sequence[str]) -> Targets:
+    """``texts`` as training rows with both kinds of target (placeholder values): the full
+    cost of a student step, for measuring its rate."""
+    rows = [r[:MAX_TOKENS] for r in tokenizer.encode_batch(texts)]
+    return Targets(rows, torch.zeros(len(rows), dtype=torch.long), torch.zeros(len(rows), 2))
 
 
 def training_targets(

@@ -172,14 +172,17 @@ def teacher_logits(
 
 
 @torch.inference_mode()
-def word_vectors(teacher: Teacher, words: Sequence[str], dims: int) -> torch.Tensor:
+def word_vectors(
+    teacher: Teacher, words: Sequence[str], dims: int, progress: bool = False
+) -> torch.Tensor:
     """[len(words), dims]: the fine-tuned encoder's pooled reading of each word alone, reduced
     by PCA and scaled to unit spread. GloVe's 50 dimensions come from co-occurrence and put
     `good` beside `bad`; these come from a model that has just learnt what a word does to a
     sentence's sentiment, so a word the phrases never labelled still starts near its kind."""
     teacher.eval()
     rows = torch.empty(len(words), ENCODER_SHAPE["hidden_size"])
-    for rows_at in batch_order([len(w) for w in words], 512, None):
+    batches = batch_order([len(w) for w in words], 512, None)
+    for rows_at in tqdm(batches, desc="teacher word vectors", disable=not progress):
         rows[rows_at] = teacher.pooled(teacher.encode([words[i] for i in rows_at])).float()
     centred = rows - rows.mean(0)
     _, _, basis = torch.pca_lowrank(centred, q=dims, center=False)

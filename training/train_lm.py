@@ -38,7 +38,7 @@ from models import atomic
 from models.artifact import save_artifact
 from models.language_model import LMConfig, RecurrentLM, State
 from models.tokenizer import Tokenizer
-from training import cli
+from training import budget, cli
 from training.checkpoint import BestCheckpoint
 from training.data import load_text, split_text
 from training.lm_scoring import evaluate_nll, stream_batches
@@ -53,6 +53,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     # `make models PROFILE=fast` changes the classifier's recipe; the LM's default is its
     # time budget.
     "fast": {},
+    # `make models PROFILE=budget` bounds the classifier by minutes too; the LM already is.
+    "budget": {},
     "tiny": dict(
         vocab_size=0,
         embed_dim=16,
@@ -87,7 +89,7 @@ class LMTrainOptions:
     forget_bias: float = 1.0  # LSTM forget gates start open: gradients flow through time early
     batch_size: int = 32
     bptt: int = 32  # tokens per truncated-BPTT window: short windows, many updates a minute
-    minutes: float | None = 12.0  # the budget: wall time of the whole run
+    minutes: float | None = budget.LM_MINUTES  # the budget: wall time of the whole run
     steps: int | None = None  # optional cap (or the budget, when minutes is None)
     lr: float = 2e-3
     weight_decay: float = 0.1  # AdamW's decoupled decay (README: 0.01 and 0.3 measured)

@@ -3,6 +3,16 @@
     python -m training.train_sentiment --out artifacts/sentiment         # the default recipe
     python -m training.train_sentiment --teacher-epochs 0 --out /tmp/s   # without the teacher
     python -m training.train_sentiment --profile tiny --out /tmp/tiny    # seconds, for tests
+    python -m training.train_sentiment --profile budget --out /tmp/s     # 8 wall-clock minutes
+    python -m training.train_sentiment --plan /tmp/s/metrics.json ...    # repeat a run's plan
+
+The default recipe is fixed in stages, so its minutes follow the CPU. ``--minutes M`` (the
+``budget`` profile: `training.budget.SENTIMENT_BUDGET_MINUTES`) makes the run a wall-clock
+budget instead: it measures its stages' throughput once its data is loaded
+(`training.throughput`), plans how many rows the teacher labels, how many perturbed copies and
+how many student epochs fit (`training.budget.plan`), prints one line per decision and keeps the
+plan in metrics.json under ``budget``. The stages then run in the recipe's order with that
+plan, so a seed gives the same model wherever the same plan runs (``--plan`` repeats one).
 
 The default student reads PTB-style words (`models.text`) starting from GloVe 6B 50d vectors
 widened by 50 columns of the teacher's own reading of each word, and learns from the 67k GLUE
@@ -24,7 +34,7 @@ import math
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +45,7 @@ from tqdm import tqdm
 from models import atomic
 from models.artifact import save_artifact
 from models.classifier import CELLS, POOLINGS, ClassifierConfig, RecurrentClassifier, pad_batch
-from training import cli
+from training import budget, cli
 from training.batching import batch_order, equal_length_batches
 from training.checkpoint import BestCheckpoint
 from training.data import LABELS, load_sentiment
@@ -43,10 +53,12 @@ from training.distillation import distillation_loss
 from training.precision import PRECISIONS, autocast, resolve_precision
 from training.schedule import SHAPES, lr_factor
 from training.sentiment_inputs import (
+    MAX_TOKENS,
     Reader,
     Targets,
     TransferSet,
     make_reader,
+    student_texts,
     teacher_transfer_set,
     training_targets,
     with_teacher_vectors,
@@ -62,6 +74,10 @@ PROFILES: dict[str, dict[str, Any]] = {
     # and the student to read: about a minute shorter, a few tenths of a point lower (measured
     # per seed in the README, "Models and their measured quality").
     "fast": dict(augment_copies=3),
+    # Opt-in (`make models PROFILE=budget`): the whole run within a wall-clock budget sized so
+    # that both trainers fit the first start (training.budget's arithmetic; docs/first-start.md).
+    # Not the default until its quality is measured on both machine kinds.
+    "budget": dict(minutes=budget.SENTIMENT_BUDGET_MINUTES),
     # Seconds on one core: for tests and `make models PROFILE=tiny`; learns little. It reads
     # words with GloVe rows like the default; the teacher has tests of its own.
     "tiny": dict(
@@ -106,6 +122,7 @@ class TrainOptions:
     teacher_epochs: float = 2.0  # 0 trains without a teacher
     teacher_lr: float = 1e-4
     teacher_cache: str | None = None  # a folder keeping teacher logits between runs
+    teacher_phrase_share: float = 1.0  # share of the phrases the teacher labels (rest: gold)
     augment_copies: int = 6  # perturbed copies of each training sentence, teacher-labelled
     teacher_vectors: int = 50  # columns of the teacher's word vectors added to GloVe's (0: none)
     distill_weight: float = 0.8  # share of the loss that imitates the teacher's logits (README)
@@ -122,6 +139,8 @@ class TrainOptions:
     device: str = "cpu"
     precision: str = "auto"  # auto: bf16 autocast where the CPU has native bf16, else fp32
     progress: bool = True
+    minutes: float | None = None  # a wall-clock budget for the whole run; None: fixed recipe
+    plan: str | None = None  # a metrics.json whose budget plan to repeat exactly (no measuring)
     profile: str = "default"
 
 
@@ -143,6 +162,10 @@ def check_options(options: TrainOptions) -> None:
     for name, (value, allowed) in choices.items():
         if value not in allowed:
             raise ValueError(f"{name} must be one of {sorted(allowed)}, not {value!r}")
+    if not 0 <= options.teacher_phrase_share <= 1:
+        raise ValueError("teacher phrase share must be within [0, 1]")
+    if options.minutes is not None and options.minutes <= 0:
+        raise ValueError("minutes must be positive (or left out: the fixed recipe)")
     if options.pretrained == "glove" and options.tokenizer != "words":
         raise ValueError("pretrained glove vectors need --tokenizer words")
     if options.teacher_epochs > 0 and options.teacher_vectors > 0 and options.pretrained != "glove":
@@ -190,6 +213,12 @@ def drop_words(ids: torch.Tensor, lengths: torch.Tensor, rate: float, pad_id: in
 
 def train(options: TrainOptions) -> dict[str, Any]:
     """Run one training and write the artifact to ``options.out``; returns the metrics."""
+    replayed = None
+    if options.plan:  # repeat a recorded plan exactly: its levers replace the recipe's
+        chosen = budget.load_plan(json.loads(Path(options.plan).read_text()))
+        print(f"budget: repeating the plan of {options.plan}: {chosen}")
+        options = _with_plan(options, chosen)
+        replayed = {"plan": asdict(chosen), "from": options.plan}
     check_options(options)
     started = time.perf_counter()
     if options.threads:
@@ -204,8 +233,13 @@ def train(options: TrainOptions) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="sentiment-tok-") as scratch:
         reader = make_reader(options, phrases, Path(scratch))
         transfer = None
+        teacher_data = (
+            load_sentiment(options.teacher_source)["train"] if options.teacher_epochs > 0 else None
+        )
+        planned = replayed
+        if options.minutes is not None and replayed is None:
+            options, planned = _budgeted(options, reader, phrases, teacher_data, dev, started)
         if options.teacher_epochs > 0:
-            teacher_data = load_sentiment(options.teacher_source)["train"]
             transfer = teacher_transfer_set(
                 options,
                 reader,
@@ -216,8 +250,13 @@ def train(options: TrainOptions) -> dict[str, Any]:
             )
             if transfer.word_vectors is not None:
                 reader = with_teacher_vectors(reader, transfer.word_vectors)
-        config, state, metrics = _fit(options, reader, train_split, dev, transfer)
+        deadline = None
+        if planned is not None and replayed is None:
+            deadline = started + options.minutes * 60 * (1 + budget.OVERRUN_SHARE)
+        config, state, metrics = _fit(options, reader, train_split, dev, transfer, deadline)
         metrics["seconds"] = round(time.perf_counter() - started, 1)
+        if planned is not None:
+            metrics["budget"] = planned
         save_artifact(
             out,
             kind="sentiment",
@@ -234,14 +273,90 @@ def train(options: TrainOptions) -> dict[str, Any]:
     return metrics
 
 
+def _budgeted(
+    options: TrainOptions,
+    reader: Reader,
+    phrases: list[str],
+    teacher_data: Any,
+    dev: Any,
+    started: float,
+) -> tuple[TrainOptions, dict[str, Any]]:
+    """For ``--minutes``: measure, plan, say why; returns the options with the plan's levers
+    applied and what metrics.json keeps of the plan."""
+    assert options.minutes is not None
+    from training.throughput import measure, words
+
+    sentences = list(teacher_data["sentence"]) if teacher_data is not None else []
+    work = budget.Workload(
+        phrases=len(phrases),
+        phrase_words=sum(map(words, phrases)),
+        sentences=len(sentences),
+        sentence_words=sum(map(words, sentences)),
+        dev_rows=len(dev),
+        dev_words=sum(map(words, dev["sentence"])),
+        vocabulary=reader.tokenizer.vocab_size if options.teacher_vectors > 0 else 0,
+    )
+    tqdm.write(f"budget: {options.minutes:g} min; measuring this machine's throughput")
+    rate = measure(
+        sentences,
+        list(teacher_data["label"]) if teacher_data is not None else [],
+        phrases,
+        lambda: _student_pass(options, reader),
+        lambda text: min(len(reader.tokenizer.encode(text)), MAX_TOKENS),
+        with_teacher=options.teacher_epochs > 0,
+        teacher_batch=work.teacher_batch,
+        student_batch=options.batch_size,
+    )
+    recipe = budget.Plan(
+        options.teacher_epochs, options.teacher_phrase_share, options.augment_copies, options.epochs
+    )
+    spent = time.perf_counter() - started
+    choice = budget.plan(recipe, work, rate, options.minutes * 60, spent)
+    for line in choice.decisions:
+        tqdm.write(f"budget: {line}")
+    return _with_plan(options, choice.plan), choice.record(rate)
+
+
+def _with_plan(options: TrainOptions, chosen: budget.Plan) -> TrainOptions:
+    return replace(
+        options,
+        teacher_epochs=chosen.teacher_epochs,
+        teacher_phrase_share=chosen.phrase_share,
+        augment_copies=chosen.copies,
+        epochs=chosen.epochs,
+    )
+
+
+def _student_pass(options: TrainOptions, reader: Reader):
+    """Trains a throwaway student (of the run's shape) once over given texts: the probe of
+    `training.throughput.measure`. With teacher vectors to come, its embedding is as wide."""
+    if options.teacher_epochs > 0 and options.teacher_vectors > 0 and reader.embeddings is not None:
+        width = (reader.embeddings.shape[0], options.teacher_vectors)
+        reader = with_teacher_vectors(reader, torch.zeros(width))
+    model, _ = _build_model(options, reader)
+    optimizer = _optimizer(model, options)
+    quiet = replace(options, progress=False)
+
+    def run(texts: list[str]) -> None:
+        targets = student_texts(reader.tokenizer, texts)
+        batches = BATCHINGS[options.batching](
+            [len(r) for r in targets.rows], options.batch_size, torch.Generator().manual_seed(0)
+        )
+        _train_epoch(model, optimizer, targets, batches, quiet, 0, len(batches), 0)
+
+    return run
+
+
 def _fit(
     options: TrainOptions,
     reader: Reader,
     train_split: Any,
     dev_split: Any,
     transfer: TransferSet | None,
+    deadline: float | None = None,
 ) -> tuple[ClassifierConfig, dict[str, torch.Tensor], dict[str, Any]]:
-    """The training loop proper: returns the best epoch's config, weights and metrics."""
+    """The training loop proper: returns the best epoch's config, weights and metrics. Past
+    ``deadline`` (a `time.perf_counter` time) it stops after the epoch that would end later."""
     pad = reader.tokenizer.pad_id
     targets = training_targets(reader.tokenizer, train_split, transfer)
     dev_rows = reader.tokenizer.encode_batch(dev_split["sentence"])
@@ -274,8 +389,14 @@ def _fit(
                 f"{dev['loss']:.4f}, dev accuracy {dev['accuracy']:.4f} ({record['seconds']} s)"
             )
         best.offer(model, dev["accuracy"], {**dev, "epoch": epoch})
+        next_ends = time.perf_counter() + record["seconds"]  # if the next epoch takes as long
+        if deadline is not None and epoch < options.epochs and next_ends > deadline:
+            tqdm.write(f"budget: out of time, stopping after epoch {epoch}")
+            break
     metrics = _metrics(options, best, history, targets.rows, dev_rows, reader, transfer, dev_labels)
     metrics["parameters"] = sum(p.numel() for p in model.parameters())
+    if len(history) < options.epochs:
+        metrics["stopped_after_epoch"] = len(history)  # of options.epochs: out of time
     metrics["precision"] = resolve_precision(options.precision, torch.device(options.device))
     return config, best.state_dict, metrics
 
