@@ -241,7 +241,9 @@ def _fit(
     best = BestCheckpoint()
     state, position, step = None, 0, 0
     bar = tqdm(total=100, desc="train lm", unit="%", disable=not options.progress)
-    while not budget.spent(step):
+    # At least one step and one validation, even when loading the data spent the budget (a
+    # short budget on a busy machine): an artifact always has a measured best checkpoint.
+    while step == 0 or not budget.spent(step):
         model.train()
         if position >= windows:  # a new pass over the text starts from a zero state
             state, position = None, 0
