@@ -26,7 +26,7 @@ WEIGHTS ?=
 # The served models, from their one declaration (stdlib Python: works before `make setup`).
 MODELS := $(shell $(PYTHON) -m handlers.registry names)
 
-.PHONY: help setup models lm-sweep serve stop status loadtest bench test test-unit lint format clean
+.PHONY: help setup models lm-sweep serve stop status loadtest bench docs test test-unit lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -82,7 +82,11 @@ format: $(VENV)/.installed ## apply ruff's formatting and safe fixes
 bench: models ## every speed figure of the README, side by side in one run (bench.md says how long)
 	$(PY) -m benchmarks.run
 
+docs: $(VENV)/.installed ## rewrite the docs' generated sections whose sources are here
+	$(PY) -m docsgen
+
 test: $(VENV)/.installed lint ## run every test (unit and integration with a real TorchServe)
+	$(PY) -m docsgen --check
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: $(VENV)/.installed ## the unit tests alone: no TorchServe, under a minute

@@ -3,10 +3,10 @@
     python -m benchmarks.readme_tables                                # the newest finished run
     python -m benchmarks.readme_tables runs/bench/20261202-040004     # a given run folder
 
-Rewrites what lies between each `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` in docs/benchmarks.md
-(`run`: which run, on what; `classification`, `generation`: the run's tables of that title) and
-copies the run's bench.png to docs/bench.png. A goal written in a row's note ("goal >= 0.9")
-gets its own column, marked ✓ or ✗ from the row's value.
+Rewrites what lies between each `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` in
+docs/benchmarks.md (`run`: which run, on what; `classification`, `generation`: the run's
+tables of that title) and copies the run's bench.png to docs/bench.png. A goal written in a
+row's note ("goal >= 0.9") gets its own column, marked ✓ or ✗ from the row's value.
 """
 
 from __future__ import annotations

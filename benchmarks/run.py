@@ -1,4 +1,4 @@
-"""The project's benchmark: every speed figure of docs/benchmarks.md, measured side by side in ONE run.
+"""The project's benchmark: every speed figure of docs/benchmarks.md, side by side in ONE run.
 
     make bench                     # writes runs/bench/<time>/bench.md (with its duration)
     python -m benchmarks.readme_tables      # then write its tables into docs/benchmarks.md

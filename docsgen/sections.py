@@ -85,7 +85,5 @@ SECTIONS: tuple[Section, ...] = (
         "python -m training.model_card sentiment",
         _card("sentiment"),
     ),
-    Section(
-        "lm card", model_card.CARDS / "lm.md", "python -m training.model_card lm", _card("lm")
-    ),
+    Section("lm card", model_card.CARDS / "lm.md", "python -m training.model_card lm", _card("lm")),
 )

@@ -1,7 +1,7 @@
 """Write the request-field tables into docs/api.md from the endpoint declarations.
 
 python -m handlers.api_docs          # rewrite the tables between the api markers
-python -m handlers.api_docs --check  # exit 1 if docs/api.md is out of date (`python -m docsgen --check` too)
+python -m handlers.api_docs --check  # exit 1 if docs/api.md is out of date (docsgen --check too)
 """
 
 from __future__ import annotations

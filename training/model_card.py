@@ -127,8 +127,10 @@ def figures_section(model: str, source: dict[str, Any] | None) -> str:
             lines.append(f"| {label.format(**figures)} | {style.format(figures[key])} |")
     if "confusion_matrix" in figures:
         (tn, fp), (fn, tp) = figures["confusion_matrix"]
-        lines.append(f"| confusion (rows true, columns predicted) | negative {tn} / {fp}, "
-                     f"positive {fn} / {tp} |")
+        lines.append(
+            f"| confusion (rows true, columns predicted) | negative {tn} / {fp}, "
+            f"positive {fn} / {tp} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -90,7 +90,7 @@ class LMTrainOptions:
     minutes: float | None = 12.0  # the budget: wall time of the whole run
     steps: int | None = None  # optional cap (or the budget, when minutes is None)
     lr: float = 2e-3
-    weight_decay: float = 0.1  # AdamW's decoupled decay (docs/experiments/lm.md: 0.01 and 0.3 measured)
+    weight_decay: float = 0.1  # AdamW decay; 0.01, 0.3: docs/experiments/lm.md
     warmup: int = 50
     schedule: str = "linear"
     clip_norm: float = 1.0

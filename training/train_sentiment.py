@@ -108,7 +108,7 @@ class TrainOptions:
     teacher_cache: str | None = None  # a folder keeping teacher logits between runs
     augment_copies: int = 6  # perturbed copies of each training sentence, teacher-labelled
     teacher_vectors: int = 50  # columns of the teacher's word vectors added to GloVe's (0: none)
-    distill_weight: float = 0.8  # share of the loss that imitates the teacher's logits (docs/experiments/sentiment.md)
+    distill_weight: float = 0.8  # loss share imitating the teacher (docs/experiments)
     epochs: int = 6  # affordable: batches of one length are cheap (benchmarks.student_step)
     batch_size: int = 64
     batching: str = "equal"  # equal: one length per batch (unpacked, fast); buckets: packed
