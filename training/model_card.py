@@ -7,10 +7,10 @@ from the archive that is served.
     python -m training.model_card lm --artifact A --archive M --page P   # other files
 
 The figures come from the artifact's own metrics.json (written by its trainer), the samples
-from the .mar archive decoded as it is served (int8 on CPU). What was read is kept beside the
-card as docs/models/<model>.json, the card's one source: `python -m docsgen --check` renders
-the sections from it again and fails when the card differs. A card whose model was never
-written this way says so in its sections instead of showing figures of another model.
+from the .mar archive decoded as it is served (its packed `quantize` setting). What was read
+is kept beside the card as docs/models/<model>.json, the card's one source: `python -m
+docsgen --check` renders the sections from it again and fails when the card differs. A card
+whose model was never written this way says so instead of showing another model's figures.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import html
 import json
 import platform
 import tempfile
+import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,13 +88,15 @@ def read_figures(model: str, artifact: Path) -> dict[str, Any]:
 
 
 def generate_samples(archive: Path) -> dict[str, Any]:
-    """One sample per temperature, decoded from the served archive as the server decodes it."""
+    """One sample per temperature, decoded from the served archive as the server decodes it
+    (with the ``quantize`` setting packed in the archive)."""
     from models.generation import Generator
     from models.requests import GenerationRequest
-    from training.archive import unpack_archive
+    from training.archive import packed_quantize, unpack_archive
 
+    quantize = packed_quantize(archive)
     with tempfile.TemporaryDirectory(prefix="model-card-") as folder:
-        generator = Generator.from_artifact(unpack_archive(archive, folder), quantize="int8")
+        generator = Generator.from_artifact(unpack_archive(archive, folder), quantize=quantize)
         requests = [
             GenerationRequest(
                 prompt=SAMPLE_PROMPT, max_new_tokens=SAMPLE_TOKENS, temperature=t, seed=SAMPLE_SEED
@@ -103,6 +106,7 @@ def generate_samples(archive: Path) -> dict[str, Any]:
         results = generator.generate(requests)
     return {
         "archive": str(archive),
+        "quantize": quantize or "fp32",
         "machine": machine(),
         "texts": {str(t): r.text for t, r in zip(SAMPLE_TEMPERATURES, results, strict=True)},
     }
@@ -134,6 +138,16 @@ def figures_section(model: str, source: dict[str, Any] | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def printable(text: str) -> str:
+    """``text`` as a page can hold it: control characters other than newline and tab (a small
+    model samples them, and a page read back turns a carriage return into a newline) written
+    as ``\\xNN`` escapes."""
+    return "".join(
+        f"\\x{ord(c):02x}" if unicodedata.category(c) == "Cc" and c not in "\n\t" else c
+        for c in text
+    )
+
+
 def samples_section(source: dict[str, Any] | None) -> str:
     if not source or "samples" not in source:
         return (
@@ -143,11 +157,12 @@ def samples_section(source: dict[str, Any] | None) -> str:
     samples = source["samples"]
     heads = "".join(f"<th>temperature {t}</th>" for t in samples["texts"])
     cells = "".join(
-        f"<td><pre>{html.escape(SAMPLE_PROMPT + text)}</pre></td>"
+        f"<td><pre>{html.escape(printable(SAMPLE_PROMPT + text))}</pre></td>"
         for text in samples["texts"].values()
     )
     return (
-        f"From `{samples['archive']}` (int8, as served; written on {samples['machine']}), "
+        f"From `{samples['archive']}` ({samples['quantize']}, as served; written on "
+        f"{samples['machine']}), "
         f'prompt "{SAMPLE_PROMPT}", seed {SAMPLE_SEED}, {SAMPLE_TOKENS} tokens, by '
         f"`python -m training.model_card lm --samples`:\n\n"
         f"<table>\n<tr>{heads}</tr>\n<tr>{cells}</tr>\n</table>\n"
