@@ -48,15 +48,21 @@ def headline_rows(bench_page: str) -> list[list[str]]:
     for name in ("classification", "generation"):
         body = re.search(rf"<!-- bench:{name} -->\n(.*?)<!-- /bench:{name} -->", bench_page, re.S)
         for line in body.group(1).splitlines()[2:] if body else []:
-            measure, value, _note, goal = (c.strip() for c in line.strip().strip("|").split("|"))
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            measure, value, goal = cells[0], cells[1], cells[-1]  # the goal is the last column
             if goal:
                 rows.append([f"{name}: {measure}", value, goal])
     return rows
 
 
 def _headline(text: str) -> tuple[str, str | None]:
-    rows = headline_rows(BENCH_PAGE.read_text())
-    table = ["| measured by `make bench` | value | goal |", "|---|---|---|"]
+    bench_page = BENCH_PAGE.read_text()
+    rows = headline_rows(bench_page)
+    caption = re.search(r"<!-- bench:run -->\n(.*?)<!-- /bench:run -->", bench_page, re.S)
+    source = (
+        caption.group(1).strip().replace("The figures below are from", "From") if caption else ""
+    )
+    table = [source, "", "| measured by `make bench` | value | goal |", "|---|---|---|"]
     table += ["| " + " | ".join(row) + " |" for row in rows]
     return replace_marked(text, HEADLINE, "\n".join(table) + "\n"), None
 
