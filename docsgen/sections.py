@@ -13,7 +13,7 @@ from benchmarks.results import ROOT as BENCH_ROOT
 from docsgen.references import ROOT
 from handlers import api_docs
 from handlers.api_docs import replace_marked
-from training import model_card
+from training import experiments, model_card
 
 README = ROOT / "README.md"
 BENCH_PAGE = readme_tables.README
@@ -76,6 +76,13 @@ def _card(model: str) -> Render:
     return render
 
 
+def _runs(model: str) -> Render:
+    def render(text: str) -> tuple[str, str | None]:
+        return experiments.render(model, text, experiments.load_recipes(model)), None
+
+    return render
+
+
 SECTIONS: tuple[Section, ...] = (
     Section(
         "api tables",
@@ -92,4 +99,13 @@ SECTIONS: tuple[Section, ...] = (
         _card("sentiment"),
     ),
     Section("lm card", model_card.CARDS / "lm.md", "python -m training.model_card lm", _card("lm")),
+    *(
+        Section(
+            f"{model} runs",
+            experiments.PAGES / f"{model}.md",
+            f"python -m training.experiments {model}",
+            _runs(model),
+        )
+        for model in ("sentiment", "lm")
+    ),
 )

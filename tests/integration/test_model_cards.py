@@ -15,7 +15,7 @@ from pathlib import Path
 
 from models.requests import GenerationRequest
 from tests.integration.conftest import ROOT, archived_generator
-from training import model_card
+from training import experiments, model_card
 
 
 def write_card(model: str, store: Path, cards: Path, *extra: str) -> str:
@@ -72,3 +72,27 @@ def test_the_sentiment_card_shows_its_artifacts_accuracy_and_confusion(tiny_mode
     assert (
         model_card.render("sentiment", page, model_card.load_source("sentiment", tmp_path)) == page
     )
+
+
+def test_a_recipes_runs_are_recorded_on_its_experiments_page(tiny_model_store, tmp_path):
+    """`python -m training.experiments` reads what the trainer wrote; recording a name again
+    replaces its row; the page renders again from what the command kept."""
+    shutil.copyfile(ROOT / "docs" / "experiments" / "lm.md", tmp_path / "lm.md")
+    run = tiny_model_store.parent / "lm"
+    command = [sys.executable, "-m", "training.experiments", "lm", "lm-tiny", str(run)]
+    command += ["--note", "the tiny profile", "--pages", str(tmp_path)]
+    for _ in range(2):
+        subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+    page = (tmp_path / "lm.md").read_text()
+    metrics = json.loads((run / "metrics.json").read_text())
+    seed = json.loads((run / "config.json").read_text())["training"]["seed"]
+    (row,) = [line for line in page.splitlines() if line.startswith("| `lm-tiny` |")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[3:] == [
+        str(seed),
+        f"{metrics['train_minutes']:.1f}",
+        f"{metrics['val_nats_per_char']:.4f}",
+        "the tiny profile",
+    ]
+    recipes = experiments.load_recipes("lm", tmp_path)
+    assert experiments.render("lm", page, recipes) == page
