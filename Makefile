@@ -35,7 +35,7 @@ PLAYGROUND_PORT ?=
 # The served models, from their one declaration (stdlib Python: works before `make setup`).
 MODELS := $(shell $(PYTHON) -m handlers.registry names)
 
-.PHONY: help setup models train-estimate lm-sweep serve playground stop status loadtest chaos bench test test-unit lint format clean
+.PHONY: help setup models train-estimate lm-sweep serve playground stop status loadtest chaos bench docs test test-unit lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -109,7 +109,11 @@ format: $(VENV)/.installed ## apply ruff's formatting and safe fixes
 bench: models ## every speed figure of the README, side by side in one run (bench.md says how long)
 	$(PY) -m benchmarks.run
 
+docs: $(VENV)/.installed ## rewrite the docs' generated sections whose sources are here
+	$(PY) -m docsgen
+
 test: $(VENV)/.installed lint ## run every test (unit and integration with a real TorchServe)
+	$(PY) -m docsgen --check
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: $(VENV)/.installed ## the unit tests alone: no TorchServe, under a minute

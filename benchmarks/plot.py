@@ -3,7 +3,7 @@
     python -m benchmarks.plot runs/bench/20261126-064015      # (re)writes bench.png there
 
 `make bench` calls this at the end of its run; `python -m benchmarks.readme_tables` copies the
-PNG of the run that the README's tables come from to docs/bench.png.
+PNG of the run that docs/benchmarks.md's tables come from to docs/bench.png.
 """
 
 from __future__ import annotations

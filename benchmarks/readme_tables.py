@@ -1,12 +1,12 @@
-"""Write the README's benchmark tables from a `make bench` run, so that no figure is typed by hand.
+"""Write docs/benchmarks.md's tables from a `make bench` run, so that no figure is typed by hand.
 
     python -m benchmarks.readme_tables                                # the newest finished run
     python -m benchmarks.readme_tables runs/bench/20261202-040004     # a given run folder
 
-Rewrites what lies between each `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` in README.md
-(`run`: which run, on what; `classification`, `generation`: the run's tables of that title) and
-copies the run's bench.png to docs/bench.png. A goal written in a row's note ("goal >= 0.9")
-gets its own column, marked ✓ or ✗ from the row's value.
+Rewrites what lies between each `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` in
+docs/benchmarks.md (`run`: which run, on what; `classification`, `generation`: the run's
+tables of that title) and copies the run's bench.png to docs/bench.png. A goal written in a
+row's note ("goal >= 0.9") gets its own column, marked ✓ or ✗ from the row's value.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from benchmarks.results import (
 )
 from handlers.api_docs import replace_marked
 
-README = ROOT / "README.md"
+README = ROOT / "docs" / "benchmarks.md"  # the page the tables live on
 FIGURE = ROOT / "docs" / "bench.png"
 LONG_INTEGER = re.compile(r"(?<![\d.,])\d{4,}(?![\d,])")  # 14858 but not the 4487 of 1.4487
 
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     README.write_text(render(README.read_text(), run))
     if (run / "bench.png").exists():
         shutil.copyfile(run / "bench.png", FIGURE)
-    print(f"README.md and {FIGURE.relative_to(ROOT)}: from {run}")
+    print(f"{README.relative_to(ROOT)} and {FIGURE.relative_to(ROOT)}: from {run}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
     runs/bench/<time>/bench.json   the same tables as data (benchmarks/plot.py draws from it)
     runs/bench/<time>/run.json     cores, torch, minutes, arguments, commit and archives
 
-benchmarks/run.py writes them; `python -m benchmarks.readme_tables` reads them into the README,
+benchmarks/run.py writes them; `python -m benchmarks.readme_tables` reads them into the docs,
 so that no figure there is typed by hand. Imports neither torch nor TorchServe: reading a run
 must stay cheap.
 """

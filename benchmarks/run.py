@@ -1,7 +1,7 @@
-"""The project's benchmark: every speed figure of the README, measured side by side in ONE run.
+"""The project's benchmark: every speed figure of docs/benchmarks.md, side by side in ONE run.
 
     make bench                     # writes runs/bench/<time>/bench.md (with its duration)
-    python -m benchmarks.readme_tables      # then copy its tables into the README
+    python -m benchmarks.readme_tables      # then write its tables into docs/benchmarks.md
     python -m benchmarks.run --duration 20 --skip-served
 
 Classification: the bare predictor in the served layout (the ceiling) against TorchServe under

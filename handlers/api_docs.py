@@ -1,7 +1,7 @@
-"""Write the request-field tables into README.md from the endpoint declarations.
+"""Write the request-field tables into docs/api.md from the endpoint declarations.
 
 python -m handlers.api_docs          # rewrite the tables between the api markers
-python -m handlers.api_docs --check  # exit 1 if README.md is out of date (run by the tests)
+python -m handlers.api_docs --check  # exit 1 if docs/api.md is out of date (docsgen --check too)
 """
 
 from __future__ import annotations
@@ -14,22 +14,22 @@ from pathlib import Path
 from handlers.registry import MODELS
 from handlers.schema import markdown_table
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 
 
 def tables() -> dict[str, str]:
-    """README marker -> the field table of every served model's endpoints with fields."""
+    """Page marker -> the field table of every served model's endpoints with fields."""
     endpoints = [endpoint for model in MODELS for endpoint in model.endpoints()]
     return {e.marker: markdown_table(e.fields) for e in endpoints if e.fields}
 
 
 def replace_marked(text: str, tag: str, body: str) -> str:
     """``body`` in place of what lies between the lines ``<!-- tag -->`` and ``<!-- /tag -->``
-    (the README's generated parts: these API tables, and `benchmarks.readme_tables`')."""
+    (the docs' generated parts: these API tables, and the others `python -m docsgen` lists)."""
     name = re.escape(tag)
     pattern = re.compile(rf"(<!-- {name} -->\n).*?(<!-- /{name} -->)", re.S)
     if not pattern.search(text):
-        raise ValueError(f"README.md lacks the markers <!-- {tag} --> ... <!-- /{tag} -->")
+        raise ValueError(f"the page lacks the markers <!-- {tag} --> ... <!-- /{tag} -->")
     return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
 
 
@@ -43,15 +43,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
-    current = README.read_text()
+    current = PAGE.read_text()
     wanted = render(current)
     if args.check:
         sys.exit(
             0
             if wanted == current
-            else "README.md API tables are stale: run python -m handlers.api_docs"
+            else "docs/api.md API tables are stale: run python -m handlers.api_docs"
         )
-    README.write_text(wanted)
+    PAGE.write_text(wanted)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Request fields declared once, with their limits; validation that names the offending field.
 
 Each endpoint declares a tuple of `Field`s. The same declaration validates requests, fills in
-defaults and renders the API table in the README (`python -m handlers.schema`), so the docs
+defaults and renders the API table in docs/api.md (`python -m handlers.api_docs`), so the docs
 cannot drift from what the server enforces. Nothing here imports TorchServe or torch, so the
 parsing can be fuzzed quickly and reused by another server.
 """
@@ -91,10 +91,10 @@ class Field:
 @dataclass(frozen=True)
 class Endpoint:
     """One documented route of a model, declared beside its fields in the model's api module:
-    the README table between ``<!-- api:<marker> -->`` markers (`handlers.api_docs`) and the
+    the docs/api.md table between ``<!-- api:<marker> -->`` markers (`handlers.api_docs`) and the
     OpenAPI path (`handlers.openapi`) are both rendered from it."""
 
-    marker: str  # the README marker, and the endpoint's short name
+    marker: str  # the docs/api.md marker, and the endpoint's short name
     path: str  # after /predictions/<model>; "" for the model's own route
     summary: str
     request: str = ""  # the OpenAPI schema name of its JSON body ("" for a GET)

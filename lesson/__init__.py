@@ -1,1 +1,1 @@
-"""The LSTM-vs-GRU lesson's study and model inspection (../shared/docs/lstm-gru-lesson.md)."""
+"""The LSTM-vs-GRU lesson's study and model inspection (docs/lesson.md)."""

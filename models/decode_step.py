@@ -4,7 +4,7 @@
 
 Training and scoring use `nn.LSTM`/`nn.GRU` over whole sequences (models/language_model.py).
 Decoding one token at a time through `nn.LSTM` pays a large per-call overhead on the oneDNN
-path (see ../shared/docs/cpu-performance-notes.md), so `DecodeStep` re-packs the same weights
+path (see docs/experiments/cpu.md), so `DecodeStep` re-packs the same weights
 into one matrix per layer and does a single GEMM over [x, h] per layer and step; the serving
 engine uses it for prompts too (row-masked), so one code path decides every number a user
 sees. `tests/unit/test_decode_step.py` proves it equal to `nn.LSTM`/`nn.GRU` within 1e-5.

@@ -84,7 +84,7 @@ class Client:
 
 class Conversation:
     """A server-side session: each `say` continues from everything said and generated so far,
-    and the server reads only the new prompt (README, "Sessions")."""
+    and the server reads only the new prompt (docs/api.md, "Sessions")."""
 
     def __init__(self, client: Client, defaults: dict[str, Any]) -> None:
         self.client = client

@@ -3,7 +3,7 @@
 On a CPU with avx512_bf16 (the project's 2-core machines have it) an LSTM 2x512 training step
 runs faster under bf16 autocast with no loss in quality at equal minutes: compare the steps and
 validation loss that `python -m training.train_lm --minutes 2 --precision bf16` and
-`--precision fp32` report (../shared/docs/cpu-performance-notes.md). Without native bf16 it
+`--precision fp32` report (docs/experiments/cpu.md). Without native bf16 it
 would be emulated and slower, so "auto" falls back to fp32 there.
 """
 

@@ -14,8 +14,8 @@ A run is a budget, not a number of steps: ``--minutes`` of wall time (and ``--st
 where given). Every new user trains the default on their own CPU, so the recipe was chosen at
 equal CPU minutes: the learning rate warms up, then decays linearly to zero as the minutes run
 out, and the forward pass runs under bf16 autocast where the CPU has native bf16 (loss,
-carried state and validation stay fp32). The tokenizer comparison at equal minutes is in the
-README (``make lm-sweep`` reruns it).
+carried state and validation stay fp32). The tokenizer comparison at equal minutes is in
+docs/experiments/lm.md (``make lm-sweep`` reruns it).
 
 The reported validation loss is in nats per character: the total negative log-likelihood of
 the validation text divided by its number of characters, which compares across vocabularies.
@@ -92,7 +92,7 @@ class LMTrainOptions:
     minutes: float | None = budget.LM_MINUTES  # the budget: wall time of the whole run
     steps: int | None = None  # optional cap (or the budget, when minutes is None)
     lr: float = 2e-3
-    weight_decay: float = 0.1  # AdamW's decoupled decay (README: 0.01 and 0.3 measured)
+    weight_decay: float = 0.1  # AdamW decay; 0.01, 0.3: docs/experiments/lm.md
     warmup: int = 50
     schedule: str = "linear"
     clip_norm: float = 1.0

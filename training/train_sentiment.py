@@ -24,7 +24,7 @@ BiLSTM, its vocabulary and the embedding rows of that vocabulary. The dev split 
 source is scored after every epoch and the best epoch is the one saved; SST-2's test split is
 never read. Metrics (dev accuracy, confusion matrix, per-epoch history, the teacher's own dev
 accuracy) go to ``<out>/metrics.json`` and into the artifact's config.json. The recipe was
-chosen on dev by means of seeds (README, "Models and their measured quality").
+chosen on dev by means of seeds (docs/experiments/sentiment.md).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "default": {},
     # Opt-in (`make models PROFILE=fast`): half the perturbed copies for the teacher to label
     # and the student to read: about a minute shorter, a few tenths of a point lower (measured
-    # per seed in the README, "Models and their measured quality").
+    # per seed in docs/experiments/sentiment.md).
     "fast": dict(augment_copies=3),
     # Opt-in (`make models PROFILE=budget`): the whole run within a wall-clock budget sized so
     # that both trainers fit the first start (training.budget's arithmetic; docs/first-start.md).
@@ -125,7 +125,7 @@ class TrainOptions:
     teacher_phrase_share: float = 1.0  # share of the phrases the teacher labels (rest: gold)
     augment_copies: int = 6  # perturbed copies of each training sentence, teacher-labelled
     teacher_vectors: int = 50  # columns of the teacher's word vectors added to GloVe's (0: none)
-    distill_weight: float = 0.8  # share of the loss that imitates the teacher's logits (README)
+    distill_weight: float = 0.8  # loss share imitating the teacher (docs/experiments)
     epochs: int = 6  # affordable: batches of one length are cheap (benchmarks.student_step)
     batch_size: int = 64
     batching: str = "equal"  # equal: one length per batch (unpacked, fast); buckets: packed

@@ -1,7 +1,7 @@
 """The generation endpoint's request schema: fields, defaults and limits, declared once.
 
 The caps bound the work one request can ask for, so every request finishes well inside the
-response timeout even on a 2-core machine (see README, "Limits").
+response timeout even on a 2-core machine (the limits in docs/api.md).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The sentiment endpoint's request schema: fields, defaults and limits, declared once
-(the README's table and docs/openapi.json are generated from it)."""
+(docs/api.md's table and docs/openapi.json are generated from it)."""
 
 from __future__ import annotations
 

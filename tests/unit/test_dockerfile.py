@@ -20,7 +20,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILES = (ROOT / "Dockerfile", ROOT / "deploy" / "kserve" / "Dockerfile")
+DOCKERFILES = (ROOT / "Dockerfile",)
 LOCAL_PACKAGES = {"models", "handlers", "serving", "training", "deploy"}
 # What the image runs: the entrypoint and health check with the server modules they start and
 # ask it through, and the archives' handler code.

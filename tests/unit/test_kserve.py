@@ -1,134 +1,182 @@
-"""KServe deployment files: the manifests parse as the InferenceServices we mean, and the
-layout script writes the storage folder KServe's TorchServe predictor expects, with per-model
-settings that are exactly those of handlers/<model>/model-config.yaml. (Never applied to a cluster
-here; tests/integration/test_kserve_layout.py starts TorchServe on the generated config.)"""
+"""deploy/kserve/: our own ServingRuntime and the InferenceServices that use it are valid
+KServe resources, checked offline against KServe's CRD schemas of release v0.20.0
+(tests/data/kserve-crds-v0.20.0/SOURCE.md), and they start our entrypoint the way we mean:
+the right models, the right port, one LM replica for sessions. (Never applied to a cluster.)
+"""
 
 from __future__ import annotations
 
-import json
-import zipfile
+import copy
+import gzip
+from functools import cache
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
-from deploy.kserve.layout import SNAPSHOT_SETTINGS, lay_out
 from handlers import registry
+from serving.entrypoint import config_from_env
+from serving.lifecycle import DRAIN_TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[2]
 KSERVE = ROOT / "deploy" / "kserve"
-MODELS = ("sentiment", "lm")
-SCALE_METRICS = {"cpu", "memory", "concurrency", "rps"}  # KServe v1beta1's scaleMetric values
+CRDS = ROOT / "tests" / "data" / "kserve-crds-v0.20.0"
+MANIFESTS = sorted(KSERVE.glob("*.yaml"))
+IMAGE_ENV = {"RNN_SERVE_HOST": "0.0.0.0"}  # what the Dockerfile sets (ENV)
 
 
-def model_config(model: str) -> dict:
-    return yaml.safe_load(registry.get(model).config.read_text())
+def documents(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
-def fake_archive(store: Path, model: str, version: str = "1.0") -> Path:
-    """A .mar holding only what the layout reads: the manifest and the packed model config."""
-    store.mkdir(parents=True, exist_ok=True)
-    config_name = registry.get(model).config.name
-    manifest = {"model": {"modelName": model, "modelVersion": version, "configFile": config_name}}
-    with zipfile.ZipFile(store / f"{model}.mar", "w") as mar:
-        mar.writestr("MAR-INF/MANIFEST.json", json.dumps(manifest))
-        mar.writestr(config_name, registry.get(model).config.read_text())
-    return store / f"{model}.mar"
+def closed(schema: Any) -> Any:
+    """``schema`` with unknown fields refused wherever Kubernetes would prune them: a typo such
+    as `minReplica` must fail here (as `kubectl apply --validate=strict` fails), not vanish."""
+    if isinstance(schema, dict):
+        schema = {key: closed(value) for key, value in schema.items()}
+        if schema.pop("x-kubernetes-int-or-string", False):
+            schema.pop("type", None)
+            schema["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+        preserve = schema.get("x-kubernetes-preserve-unknown-fields")
+        if "properties" in schema and "additionalProperties" not in schema and not preserve:
+            schema["additionalProperties"] = False
+        return schema
+    if isinstance(schema, list):
+        return [closed(item) for item in schema]
+    return schema
 
 
-def properties(path: Path) -> dict[str, str]:
-    """A .properties file as KServe's wrapper reads it; a repeated key would be ambiguous."""
-    result: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        if "=" in line and not line.startswith("#"):
-            key, value = line.split("=", 1)
-            assert key.strip() not in result, f"{key} set twice"
-            result[key.strip()] = value.strip()
-    return result
+@cache
+def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """(apiVersion, kind) -> the closed OpenAPI v3 schema KServe's CRD declares for it."""
+    schemas = {}
+    for path in CRDS.glob("*.yaml.gz"):
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # 2 MB of schema: the C parser
+        crd = yaml.load(gzip.decompress(path.read_bytes()), Loader=loader)
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for version in crd["spec"]["versions"]:
+            schema = closed(version["schema"]["openAPIV3Schema"])
+            schemas[(f"{group}/{version['name']}", kind)] = schema
+    return schemas
 
 
-@pytest.fixture
-def storage(tmp_path: Path) -> Path:
-    for model in MODELS:
-        fake_archive(tmp_path / "model_store", model)
-    return lay_out(tmp_path / "model_store", tmp_path / "kserve")
+def kserve_documents() -> list[dict[str, Any]]:
+    return [
+        doc
+        for path in MANIFESTS
+        for doc in documents(path)
+        if doc["apiVersion"].startswith("serving.kserve.io/")
+    ]
 
 
-def test_layout_is_the_tree_kserve_mounts(storage):
-    tree = sorted(str(p.relative_to(storage)) for p in storage.rglob("*") if p.is_file())
-    assert tree == ["config/config.properties", "model-store/lm.mar", "model-store/sentiment.mar"]
+def validate(doc: dict[str, Any]) -> None:
+    schema = crd_schemas()[(doc["apiVersion"], doc["kind"])]
+    jsonschema.validate(doc, schema, cls=jsonschema.Draft7Validator)
 
 
-def test_config_has_kserve_addresses_and_our_limits(storage):
-    config = properties(storage / "config" / "config.properties")
-    assert config["inference_address"].endswith(":8085")
-    assert config["management_address"] == config["inference_address"]
-    assert config["metrics_address"] == "http://0.0.0.0:8082"
-    assert config["grpc_inference_port"] == "7070"
-    assert config["enable_metrics_api"] == "true"
-    assert config["metrics_format"] == "prometheus"
-    assert config["model_store"] == "/mnt/models/model-store"
-    assert int(config["number_of_netty_threads"]) > 0
-    assert int(config["job_queue_size"]) > 0
-    # The KServe wrapper sends no key, so keys are off: TorchServe must stay on loopback.
-    assert config["disable_token_authorization"] == "true"
-    assert config["inference_address"].startswith("http://127.0.0.1:")
-    assert config["enable_model_api"] == "false"
-    assert "load_models" not in config  # the snapshot decides what loads
-    assert "enable_envvars_config" not in config  # no KServe envelope around our bodies
+def inference_services(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in documents(path) if doc["kind"] == "InferenceService"]
 
 
-def test_snapshot_names_both_models_with_their_serving_config(storage):
-    snapshot = json.loads(properties(storage / "config" / "config.properties")["model_snapshot"])
-    assert snapshot["modelCount"] == 2
-    assert set(snapshot["models"]) == set(MODELS)  # the names KServe's wrapper will route
-    for model in MODELS:
-        entry = snapshot["models"][model]["1.0"]
-        assert entry["marName"] == f"{model}.mar" and entry["defaultVersion"] is True
-        expected = model_config(model)
-        assert {key: entry[key] for key in SNAPSHOT_SETTINGS} == {
-            key: expected[key] for key in SNAPSHOT_SETTINGS
-        }
+def runtime() -> dict[str, Any]:
+    (doc,) = documents(KSERVE / "servingruntime.yaml")
+    return doc
 
 
-def test_a_model_left_out_leaves_no_stale_archive(storage, tmp_path):
-    lay_out(tmp_path / "model_store", storage, models=("sentiment",))
-    assert [p.name for p in (storage / "model-store").iterdir()] == ["sentiment.mar"]
-    snapshot = json.loads(properties(storage / "config" / "config.properties")["model_snapshot"])
-    assert list(snapshot["models"]) == ["sentiment"]
+def container_env(service: dict[str, Any]) -> dict[str, str]:
+    """The environment our entrypoint sees: image, runtime container, then the service's own
+    (KServe merges the predictor's model container over the runtime's)."""
+    env = dict(IMAGE_ENV)
+    for source in (runtime()["spec"]["containers"][0], service["spec"]["predictor"]["model"]):
+        env |= {item["name"]: item["value"] for item in source.get("env", [])}
+    return env
 
 
-def test_missing_archive_is_named(tmp_path):
-    fake_archive(tmp_path / "model_store", "sentiment")
-    with pytest.raises(FileNotFoundError, match=r"lm\.mar"):
-        lay_out(tmp_path / "model_store", tmp_path / "kserve")
+def test_the_crd_schemas_are_kserves_pinned_release():
+    assert set(crd_schemas()) >= {
+        ("serving.kserve.io/v1alpha1", "ServingRuntime"),
+        ("serving.kserve.io/v1alpha1", "ClusterServingRuntime"),
+        ("serving.kserve.io/v1beta1", "InferenceService"),
+    }
 
 
-def manifests() -> dict[str, dict]:
-    return {p.stem: yaml.safe_load(p.read_text()) for p in KSERVE.glob("inferenceservice-*.yaml")}
+@pytest.mark.parametrize(
+    "doc", kserve_documents(), ids=lambda d: f"{d['kind']}/{d['metadata']['name']}"
+)
+def test_every_kserve_manifest_validates_against_kserves_schema(doc):
+    validate(doc)
 
 
-def test_manifests_are_torchserve_inference_services_that_autoscale():
-    found = manifests()
-    assert set(found) == {"inferenceservice-cpu", "inferenceservice-gpu"}
-    for name, manifest in found.items():
-        assert manifest["apiVersion"] == "serving.kserve.io/v1beta1", name
-        assert manifest["kind"] == "InferenceService", name
-        predictor = manifest["spec"]["predictor"]
-        model = predictor["model"]
-        assert model["modelFormat"]["name"] == "pytorch", name
-        assert model["protocolVersion"] == "v1", name
-        assert model["storageUri"].split("://")[0] in ("pvc", "s3", "gs"), name
-        assert 1 <= predictor["minReplicas"] < predictor["maxReplicas"], name
-        assert predictor["scaleMetric"] in SCALE_METRICS, name
-        assert predictor["scaleTarget"] > 0, name
-        assert predictor["timeout"] >= model_config("lm")["responseTimeout"], name
+def test_the_validation_refuses_a_misspelt_or_mistyped_field():
+    """The check above can fail: KServe's schema, closed, catches what a reviewer might miss."""
+    (service, *_) = inference_services(KSERVE / "inferenceservice-cpu.yaml")
+    typo = copy.deepcopy(service)
+    typo["spec"]["predictor"]["minReplica"] = typo["spec"]["predictor"].pop("minReplicas")
+    with pytest.raises(jsonschema.ValidationError, match="minReplica"):
+        validate(typo)
+    wrong_type = copy.deepcopy(service)
+    wrong_type["spec"]["predictor"]["maxReplicas"] = "eight"
+    with pytest.raises(jsonschema.ValidationError):
+        validate(wrong_type)
 
 
-def test_only_the_gpu_variant_asks_for_a_gpu():
-    found = manifests()
-    gpu = found["inferenceservice-gpu"]["spec"]["predictor"]["model"]
-    cpu = found["inferenceservice-cpu"]["spec"]["predictor"]["model"]
-    assert gpu["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    assert "nvidia.com/gpu" not in cpu["resources"]["limits"]
-    assert gpu["image"].endswith("-gpu") and not cpu["image"].endswith("-gpu")
+def test_every_service_runs_our_runtime_not_kserve_torchserve():
+    ours = runtime()
+    assert ours["kind"] in ("ServingRuntime", "ClusterServingRuntime")
+    formats = {f["name"] for f in ours["spec"]["supportedModelFormats"]}
+    for path in (KSERVE / "inferenceservice-cpu.yaml", KSERVE / "inferenceservice-gpu.yaml"):
+        for service in inference_services(path):
+            model = service["spec"]["predictor"]["model"]
+            assert model["runtime"] == ours["metadata"]["name"]
+            assert model["modelFormat"]["name"] in formats
+    parsed = yaml.safe_dump([doc for path in MANIFESTS for doc in documents(path)])
+    assert "kserve-torchserve" not in parsed and "pytorch" not in parsed
+
+
+@pytest.mark.parametrize("variant", ["cpu", "gpu"])
+def test_each_registered_model_is_served_once_on_the_entrypoints_port(variant):
+    port = runtime()["spec"]["containers"][0]["ports"][0]["containerPort"]
+    served = []
+    for service in inference_services(KSERVE / f"inferenceservice-{variant}.yaml"):
+        config = config_from_env(container_env(service))
+        assert config.inference_port == port  # the port KServe routes to
+        assert config.host == "0.0.0.0" and not config.auth  # keys move to the ingress
+        served += config.models
+    assert sorted(served) == sorted(registry.names())
+
+
+@pytest.mark.parametrize("variant", ["cpu", "gpu"])
+def test_the_lm_keeps_one_replica_so_sessions_find_their_worker(variant):
+    """Sessions live in one worker and nothing routes a follow-up back to it
+    (docs/serving.md, "Sessions and scale-out"): the LM must not scale out; the classifier may."""
+    for service in inference_services(KSERVE / f"inferenceservice-{variant}.yaml"):
+        predictor = service["spec"]["predictor"]
+        models = config_from_env(container_env(service)).models
+        if "lm" in models:
+            assert predictor["minReplicas"] == predictor["maxReplicas"] == 1
+        else:
+            assert predictor["maxReplicas"] > 1 and predictor["scaleMetric"] == "concurrency"
+        # A pod is killed only after the drain has had its time (docs/operations.md).
+        assert predictor["terminationGracePeriodSeconds"] > DRAIN_TIMEOUT
+
+
+def test_only_inference_and_metrics_ports_are_reachable():
+    (policy,) = [
+        doc
+        for doc in documents(KSERVE / "inferenceservice-cpu.yaml")
+        if doc["kind"] == "NetworkPolicy"
+    ]
+    config = config_from_env(IMAGE_ENV)
+    allowed = {port["port"] for rule in policy["spec"]["ingress"] for port in rule["ports"]}
+    assert config.inference_port in allowed and config.metrics_port in allowed
+    assert not allowed & {
+        config.management_port,
+        config.grpc_inference_port,
+        config.grpc_management_port,
+    }
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    for variant in ("cpu", "gpu"):
+        for service in inference_services(KSERVE / f"inferenceservice-{variant}.yaml"):
+            assert selector.items() <= service["spec"]["predictor"]["labels"].items()

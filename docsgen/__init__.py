@@ -1,0 +1,1 @@
+"""The docs\x27 generated sections and their check: `python -m docsgen --check`."""
