@@ -43,8 +43,8 @@ import torch
 
 from handlers.base import PHRASES, STOPPING, BatchHandler, request_body
 from handlers.continuous import Decision, Job, Reply
-from handlers.lm import openai_api
-from handlers.lm.api import NEW_SESSION, LMRequest, parse_generation
+from handlers.lm import openai_api, tokenize_api
+from handlers.lm.api import NEW_SESSION, LMRequest, check_vocabulary, parse_generation
 from handlers.lm.replies import NativeReplies, OpenAIReplies
 from handlers.schema import RequestError, decode_body
 from models.decode_loop import INTERNAL_ERROR, Carry, DecodeLoop, Update
@@ -160,14 +160,21 @@ class LMHandler(BatchHandler):
         route = self.context.get_request_header(index, "url_path") or ""
         replies = NATIVE if not route else OpenAIReplies(None, stream=False)
         try:
-            if route not in openai_api.ROUTES:
+            if route not in openai_api.ROUTES and route not in tokenize_api.ROUTES:
                 raise RequestError("url", f"no such route: {route!r}", 404)
             if route == openai_api.MODELS:
                 body = openai_api.models_body(self.model_name)
                 return Reply(body, None, content_type=openai_api.JSON)
+            if route in tokenize_api.ROUTES:  # answered at once, beside the decode loop
+                info = tokenize_api.ROUTES[route] == tokenize_api.INFO
+                body = None if info else decode_body(request_body(row))
+                body = tokenize_api.answer(route, body, self.generator.tokenizer)
+                return Reply(body, None, content_type=openai_api.JSON)
             body = decode_body(request_body(row))
             completions = route == openai_api.COMPLETIONS
             request = openai_api.parse_completion(body) if completions else self.parse(body)
+            for choice in request.choices:
+                check_vocabulary(choice, self.generator.tokenizer.vocab_size)
             if draining:
                 raise STOPPING
             session, carry = self._open_session(request)
