@@ -23,10 +23,12 @@ SPAWN_RATE ?= 8
 DURATION ?= 60s
 SCENARIO ?= mixed
 WEIGHTS ?=
+# lm-evaluation-harness, pinned; installed with --no-deps beside the `eval` group (pyproject.toml).
+LM_EVAL := lm-eval==0.4.13
 # The served models, from their one declaration (stdlib Python: works before `make setup`).
 MODELS := $(shell $(PYTHON) -m handlers.registry names)
 
-.PHONY: help setup models lm-sweep serve stop status loadtest bench test test-unit lint format clean
+.PHONY: help setup models lm-sweep serve stop status loadtest bench eval test test-unit lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,7 +38,8 @@ $(VENV)/.installed: requirements-torch.txt pyproject.toml scripts/ensure-java.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-torch.txt
-	$(PY) -m pip install -q -e ".[serve,train,loadtest,dev]"
+	$(PY) -m pip install -q -e ".[serve,train,loadtest,dev,eval]"
+	$(PY) -m pip install -q --no-deps $(LM_EVAL)
 	touch $@
 
 setup: $(VENV)/.installed ## create .venv with pinned dependencies and a Java 17 runtime
@@ -81,6 +84,10 @@ format: $(VENV)/.installed ## apply ruff's formatting and safe fixes
 
 bench: models ## every speed figure of the README, side by side in one run (bench.md says how long)
 	$(PY) -m benchmarks.run
+
+eval: models ## lm-evaluation-harness through the server (RUN_DIR's, or its own) vs training.evaluate_lm; runs/eval/
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m evaluation.harness --run-dir $(RUN_DIR) \
+		--archive $(MODEL_STORE)/lm.mar --out runs/eval
 
 test: $(VENV)/.installed lint ## run every test (unit and integration with a real TorchServe)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)

@@ -58,11 +58,12 @@ def main() -> None:
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
     wanted = pages()
-    stale = [path.name for path, text in wanted.items() if path.read_text() != text]
+    stale = [path for path, text in wanted.items() if path.read_text() != text]
     if args.check:
-        sys.exit(
-            f"API tables are stale in {stale}: run python -m handlers.api_docs" if stale else 0
-        )
+        if stale:
+            names = [path.name for path in stale]
+            sys.exit(f"API tables are stale in {names}: run python -m handlers.api_docs")
+        return
     for path in stale:
         path.write_text(wanted[path])
 

@@ -17,6 +17,7 @@ import pytest
 import requests
 import torch
 
+from serving.client import Client
 from tests.unit.test_scoring import numpy_greedy
 from training.archive import packed_quantize, unpack_archive
 from training.data import load_text, split_text
@@ -94,6 +95,13 @@ def test_a_scored_validation_chunk_equals_the_evaluators_int8_figure(
     served = -sum(logprobs["token_logprobs"][1:])
     assert abs(served - nll) / len(chunk) < 1e-4
     assert logprobs["text_offset"][:3] == [0, 1, 2]
+
+
+def test_the_python_client_scores_text(server, chunk):
+    scored = Client(server.connection).score(chunk[:500])
+    via_api = post(server, "v1/completions", {**SCORE, "prompt": chunk[:500]})["choices"][0]
+    assert scored["nats"] == -sum(via_api["logprobs"]["token_logprobs"])
+    assert scored["nats_per_char"] == scored["nats"] / 500
 
 
 def test_scores_alone_and_beside_running_generation_agree(server, chunk):
