@@ -224,22 +224,17 @@ class DecodeLoop:
         hidden = (self.state[0][:, wanted.to(device)],)
         every = self.generator.step.logits(hidden).float().cpu()
         at = {position: i for i, position in enumerate(wanted.tolist())}
-        leaving = set()  # positions of rows that failed or finished
         if scoring:
             rows = [self.rows[self.keys[p]] for p in scoring]
             self._score_prompts(rows, every[[at[p] for p in scoring]])
-        for position in [p for p in ready if self.rows[self.keys[p]].request.max_new_tokens == 0]:
-            updates.setdefault(self.keys[position], Update()).result = self._result(
-                self.rows[self.keys[position]], "length"
-            )
-            leaving.add(position)
+        leaving = self._scored_only(ready, updates)  # positions of rows that failed or finished
         ready = [p for p in ready if p not in leaving]
         if not ready:
             if leaving:
                 self._select([p for p in range(len(self.keys)) if p not in leaving])
             return
         index = torch.tensor(ready)
-        logits = every[[at[p] for p in ready]]
+        logits = every if len(ready) == len(at) else every[[at[p] for p in ready]]
         rows = [self.rows[self.keys[p]] for p in ready]
         sampled = self._sample(rows, self._penalised(rows, logits), [p[index] for p in self.params])
         entries = self._logprobs(rows, logits, sampled)
@@ -267,6 +262,19 @@ class DecodeLoop:
                 update.carry = Carry(state, token)
         if leaving:
             self._select([p for p in range(len(self.keys)) if p not in leaving])
+
+    def _scored_only(self, ready: list[int], updates: dict[Hashable, Update]) -> set[int]:
+        """Rows that asked for no tokens (``max_new_tokens`` 0) finish once their prompt is
+        read, without sampling; their positions."""
+        done = set()
+        for position in ready:
+            row = self.rows[self.keys[position]]
+            if row.request.max_new_tokens == 0:
+                updates.setdefault(self.keys[position], Update()).result = self._result(
+                    row, "length"
+                )
+                done.add(position)
+        return done
 
     @staticmethod
     def _result(row: Row, finish_reason: str) -> GenerationResult:
