@@ -163,8 +163,9 @@ class DecodeLoop:
         """Each row's next prompt token scored from its row of ``logits``."""
         tokens = [row.to_score.popleft() for row in rows]
         tops = [row.request.logprobs for row in rows]
-        for row, entry in zip(rows, self.scorer.entries(logits, tokens, tops), strict=True):
-            row.prompt_logprobs.append(entry.with_text(row.prompt_texts.popleft()))
+        texts = [row.prompt_texts.popleft() for row in rows]
+        for row, entry in zip(rows, self.scorer.entries(logits, tokens, tops, texts), strict=True):
+            row.prompt_logprobs.append(entry)
 
     def drop(self, keys: Iterable[Hashable]) -> None:
         """Forget rows (a client that went away); unknown keys are ignored."""

@@ -81,12 +81,18 @@ class Scorer:
         return self.tokenizer.id_to_piece(token)
 
     def entries(
-        self, logits: torch.Tensor, tokens: list[int], tops: list[int]
+        self,
+        logits: torch.Tensor,
+        tokens: list[int],
+        tops: list[int],
+        texts: list[str] | None = None,
     ) -> list[TokenLogprob]:
         """One entry per row of ``logits`` [R, V]: ``tokens[r]``'s log-probability and the
         ``tops[r]`` most likely tokens (the token itself added when it is not among them, as
-        OpenAI does). Every value is read from one log-softmax row, so the token's own value is
-        bitwise the best alternative's when the token is the model's top choice."""
+        OpenAI does); named ``texts[r]`` where given, else by the token's own text.
+
+        Every value is read from one log-softmax row, so the token's own value is bitwise the
+        best alternative's when the token is the model's top choice."""
         logp = torch.log_softmax(logits.float(), dim=-1)
         most = max(tops, default=0)
         best = logp.topk(most, dim=-1) if most else None
@@ -99,5 +105,6 @@ class Scorer:
                 pairs = dict(zip(ids, values, strict=True))
             pairs.setdefault(token, own[row])
             named = tuple((self.name(i), value) for i, value in pairs.items())
-            out.append(TokenLogprob(self.name(token), own[row], named))
+            text = texts[row] if texts is not None else self.name(token)
+            out.append(TokenLogprob(text, own[row], named))
         return out
