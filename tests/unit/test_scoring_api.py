@@ -3,6 +3,8 @@ tokenizer routes' answers."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from handlers.lm import tokenize_api
@@ -10,8 +12,11 @@ from handlers.lm.api import check_vocabulary, parse_generation
 from handlers.lm.openai_api import parse_completion
 from handlers.schema import RequestError
 from tests.unit import test_decode_loop as loop_tests
+from tests.unit import test_lm_handler as handler_tests
+from tests.unit.test_lm_handler import Frontend
 
 tokenizer = loop_tests.tokenizer  # a character tokenizer with byte fallback
+handler = handler_tests.handler  # the continuous-batching handler on a tiny random LM
 
 
 @pytest.mark.parametrize(
@@ -74,3 +79,18 @@ def test_tokenize_and_detokenize_round_trip_with_the_start_marker(tokenizer):
     with pytest.raises(RequestError) as caught:
         tokenize_api.answer("detokenize", {"tokens": [1, tokenizer.vocab_size]}, tokenizer)
     assert caught.value.field == "tokens"
+
+
+def test_native_streamed_lines_carry_their_tokens_logprobs(handler):
+    frontend = Frontend(handler)
+    body = {"prompt": "B", "max_new_tokens": 12, "seed": 2, "logprobs": 2}
+    frontend.submit("whole", body)
+    frontend.submit("streamed", {**body, "stream": True})
+    frontend.run()
+    whole = frontend.sent["whole"][-1]
+    lines = [json.loads(sent) for sent in frontend.sent["streamed"] if sent]
+    chunks = [line["logprobs"] for line in lines if "logprobs" in line]
+    assert [t for c in chunks for t in c["tokens"]] == whole["logprobs"]["tokens"]
+    assert [o for c in chunks for o in c["text_offset"]] == whole["logprobs"]["text_offset"]
+    assert "".join(whole["logprobs"]["tokens"]) == whole["text"]
+    assert all(len(top) in (2, 3) for top in whole["logprobs"]["top_logprobs"])
