@@ -80,6 +80,7 @@ class Row:
         self.finish_reason: str | None = None
         self.logprobs: list[TokenLogprob] = []  # generated tokens' (when asked)
         self.logprobs_sent = 0  # entries already handed out with streamed text
+        self.logprobs_chars = 0  # the characters of those entries
         self.counts: dict[int, int] = {}  # how often each token was generated (penalties)
         self.prompt_text = ""  # with echo: the prompt as decoded from its tokens
         self.prompt_logprobs: list[TokenLogprob] = []  # with echo and logprobs
@@ -123,12 +124,14 @@ class Row:
 
     def take_logprobs(self) -> list[TokenLogprob]:
         """Entries whose text was handed out (all of them once the row has finished)."""
-        if self.finish_reason is None:
-            ready = len(cut_to(self.logprobs, self.sent, whole=True))
-        else:
+        ready, end = self.logprobs_sent, self.logprobs_chars
+        if self.finish_reason is not None:
             ready = len(self.logprobs)
+        while ready < len(self.logprobs) and end + len(self.logprobs[ready].token) <= self.sent:
+            end += len(self.logprobs[ready].token)
+            ready += 1
         fresh = self.logprobs[self.logprobs_sent : ready]
-        self.logprobs_sent = max(self.logprobs_sent, ready)
+        self.logprobs_sent, self.logprobs_chars = ready, end
         return fresh
 
     def streamable(self) -> str:
@@ -141,13 +144,13 @@ class Row:
         return chunk
 
 
-def cut_to(entries: list[TokenLogprob], end: int, whole: bool = False) -> list[TokenLogprob]:
+def cut_to(entries: list[TokenLogprob], end: int) -> list[TokenLogprob]:
     """The entries whose text starts before character ``end`` (the last one's text clipped
-    there), or with ``whole`` only those that end by it."""
+    there): a stop string cut the text at ``end``."""
     kept, offset = [], 0
     for entry in entries:
         stop = offset + len(entry.token)
-        if stop > end and (whole or offset >= end):
+        if offset >= end:
             break
         kept.append(entry if stop <= end else entry.with_text(entry.token[: end - offset]))
         offset = stop

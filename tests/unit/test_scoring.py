@@ -177,3 +177,13 @@ def test_seeded_penalised_rows_are_batch_invariant(generator):
         batched = scored(generator, request, OTHERS, join_after)
         assert batched.text == alone.text
         assert [e.logprob for e in batched.logprobs] == [e.logprob for e in alone.logprobs]
+
+
+def test_a_stop_string_cuts_the_tokens_with_the_text(generator):
+    whole = scored(generator, GenerationRequest("KING", 40, 1.0, seed=3, logprobs=1))
+    stop = whole.text[15:17]
+    cut = scored(generator, GenerationRequest("KING", 40, 1.0, seed=3, logprobs=1, stop=[stop]))
+    assert cut.finish_reason == "stop" and cut.text == whole.text[: whole.text.index(stop)]
+    assert "".join(entry.token for entry in cut.logprobs) == cut.text
+    kept = len(cut.logprobs)
+    assert [e.logprob for e in cut.logprobs] == [e.logprob for e in whole.logprobs[:kept]]
