@@ -32,10 +32,12 @@ DURATION ?= 60s
 SCENARIO ?= mixed
 WEIGHTS ?=
 PLAYGROUND_PORT ?=
+# lm-evaluation-harness, pinned; installed with --no-deps beside the `eval` group (pyproject.toml).
+LM_EVAL := lm-eval==0.4.13
 # The served models, from their one declaration (stdlib Python: works before `make setup`).
 MODELS := $(shell $(PYTHON) -m handlers.registry names)
 
-.PHONY: help setup models train-estimate lm-sweep serve playground stop status loadtest chaos bench docs test test-unit lint format clean
+.PHONY: help setup models train-estimate lm-sweep serve playground stop status loadtest chaos bench docs eval test test-unit lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,7 +49,8 @@ $(VENV)/.installed: requirements-torch.txt pyproject.toml scripts/ensure-java.sh
 	$(PY) -m pip install -q $(PIP_PIN)
 	$(PY) -m pip install -q --no-index --no-deps -r requirements-torch.txt 2>/dev/null \
 		|| $(PY) -m pip install -q -r requirements-torch.txt
-	$(PY) -m pip install -q -e ".[serve,train,loadtest,playground,dev]"
+	$(PY) -m pip install -q -e ".[serve,train,loadtest,playground,dev,eval]"
+	$(PY) -m pip install -q --no-deps $(LM_EVAL)
 	touch $@
 
 setup: $(VENV)/.installed ## create .venv with pinned dependencies, a Java 17 runtime and chromium
@@ -111,6 +114,10 @@ bench: models ## every speed figure of the README, side by side in one run (benc
 
 docs: $(VENV)/.installed ## rewrite the docs' generated sections whose sources are here
 	$(PY) -m docsgen
+
+eval: models ## lm-evaluation-harness through the server (RUN_DIR's, or its own) vs training.evaluate_lm; runs/eval/
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m evaluation.harness --run-dir $(RUN_DIR) \
+		--archive $(MODEL_STORE)/lm.mar --out runs/eval
 
 test: $(VENV)/.installed lint ## run every test (unit and integration with a real TorchServe)
 	$(PY) -m docsgen --check

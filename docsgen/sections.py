@@ -84,11 +84,15 @@ def _runs(model: str) -> Render:
 
 
 SECTIONS: tuple[Section, ...] = (
-    Section(
-        "api tables",
-        api_docs.PAGE,
-        "python -m handlers.api_docs",
-        lambda text: (api_docs.render(text), None),
+    *(
+        Section(
+            f"api tables in {page.name}",
+            page,
+            "python -m handlers.api_docs",
+            lambda text: (api_docs.render(text, everywhere=False), None),
+        )
+        for page, text in api_docs.pages().items()
+        if "<!-- api:" in text
     ),
     Section("bench tables", BENCH_PAGE, "python -m benchmarks.readme_tables", _bench_tables),
     Section("bench headline", README, "python -m docsgen", _headline),

@@ -22,6 +22,7 @@ class Job:
     keys: list[Any] = field(default_factory=list)  # its rows in the decode loop, one per choice
     results: dict[int, Any] = field(default_factory=dict)  # finished choices by index
     engine: Any = None  # the decode loop (in this process or the helper) its rows run in
+    offsets: dict[int, int] = field(default_factory=dict)  # characters streamed per choice
 
 
 @dataclass

@@ -30,6 +30,15 @@ def field_schema(spec: Field) -> dict[str, Any]:
             schema["maxItems"] = spec.max_length
         if spec.single_as_list:
             schema = {"oneOf": [items, schema]}
+    elif spec.kind == "ids":
+        schema = {"type": "array", "items": {"type": "integer", "minimum": 0}}
+        if spec.max_length is not None:
+            schema["maxItems"] = spec.max_length
+    elif spec.kind is dict:
+        values = {"type": "number", "minimum": spec.minimum, "maximum": spec.maximum}
+        schema = {"type": "object", "additionalProperties": values}
+        if spec.max_length is not None:
+            schema["maxProperties"] = spec.max_length
     else:
         schema = {"type": JSON_TYPES[spec.kind]}
         if spec.kind is str:

@@ -60,7 +60,7 @@ MODELS: tuple[ServedModel, ...] = (
         "lm",
         "training.train_lm",
         ("GenerateUser", "StreamUser", "ConversationUser"),
-        apis=("api", "openai_api"),
+        apis=("api", "openai_api", "tokenize_api"),
     ),
 )
 

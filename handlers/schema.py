@@ -44,7 +44,9 @@ class RequestError(Exception):
 
 @dataclass(frozen=True)
 class Field:
-    """One request field. ``kind`` is str, int, float, bool, list (of str) or "str|list"."""
+    """One request field. ``kind`` is str, int, float, bool, list (of str), dict (an object
+    of numbers, each within ``minimum``/``maximum``; at most ``max_length`` entries) or "ids"
+    (a list of token ids: integers >= 0)."""
 
     name: str
     kind: Any
@@ -73,7 +75,7 @@ class Field:
         if self.maximum is not None:
             parts.append(f"<= {_number(self.maximum)}")
         if self.min_length or self.max_length is not None:
-            unit = "items" if self.kind is list else "characters"
+            unit = {list: "items", dict: "entries", "ids": "ids"}.get(self.kind, "characters")
             low = (
                 "non-blank, " if self.min_length and self.kind is str and not self.blank_ok else ""
             )
@@ -195,6 +197,32 @@ def _check_list(spec: Field, value: Any) -> list[str]:
     return value
 
 
+def _check_dict(spec: Field, value: Any) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise RequestError(spec.name, f"must be an object, got {type(value).__name__}")
+    if spec.max_length is not None and len(value) > spec.max_length:
+        raise RequestError(spec.name, f"has {len(value)} entries; the limit is {spec.max_length}")
+    entry = dataclasses.replace(spec, max_length=None)
+    return {
+        key: _check_number(dataclasses.replace(entry, name=f"{spec.name}[{key}]"), number)
+        for key, number in value.items()
+    }
+
+
+def check_ids(name: str, value: Any, min_length: int, max_length: int | None) -> list[int]:
+    """A list of token ids (integers >= 0; the vocabulary's size is checked by its model)."""
+    if not isinstance(value, list):
+        raise RequestError(name, f"must be a list of token ids, got {type(value).__name__}")
+    if len(value) < min_length:
+        raise RequestError(name, f"must hold at least {min_length} token id(s)")
+    if max_length is not None and len(value) > max_length:
+        raise RequestError(name, f"holds {len(value)} token ids; the limit is {max_length}")
+    for index, token in enumerate(value):
+        if isinstance(token, bool) or not isinstance(token, int) or token < 0:
+            raise RequestError(f"{name}[{index}]", "must be a token id (an integer >= 0)")
+    return value
+
+
 def check_field(spec: Field, value: Any) -> Any:
     if value is None and spec.nullable:
         return None
@@ -212,6 +240,10 @@ def check_field(spec: Field, value: Any) -> Any:
         if isinstance(value, str) and spec.single_as_list:
             value = [value]
         return _check_list(spec, value)
+    if spec.kind is dict:
+        return _check_dict(spec, value)
+    if spec.kind == "ids":
+        return check_ids(spec.name, value, spec.min_length, spec.max_length)
     raise TypeError(f"unsupported field kind {spec.kind!r}")
 
 
@@ -240,7 +272,8 @@ def markdown_table(fields: Sequence[Field]) -> str:
     """The API reference table for one endpoint, generated from its declaration."""
     rows = ["| field | type | default | limits | meaning |", "|---|---|---|---|---|"]
     for spec in fields:
-        kind = {list: "list of strings"}.get(spec.kind, getattr(spec.kind, "__name__", spec.kind))
+        kinds = {list: "list of strings", dict: "object of numbers", "ids": "list of token ids"}
+        kind = kinds.get(spec.kind, getattr(spec.kind, "__name__", spec.kind))
         default = "required" if spec.required else json.dumps(spec.default)
         rows.append(f"| `{spec.name}` | {kind} | {default} | {spec.limits()} | {spec.doc} |")
     return "\n".join(rows)

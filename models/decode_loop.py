@@ -18,6 +18,11 @@ Why rows can come and go without changing anyone's answer: every operation is ro
 comes from its own seeded generator, so a seeded request gets the same text alone, in a full
 batch or joining one mid-flight (tests/unit/test_decode_loop.py).
 
+Scoring (models/logprobs.py): a row that asked for its prompt's log-probabilities (``echo``
+with ``logprobs``) gets the head's logits at every prompt position, inside the same step; a
+row with ``max_new_tokens`` 0 leaves once its prompt is read, without sampling. Penalties and
+logit bias change a row's logits before it samples (`models.sampling.penalise`), row by row.
+
 Errors stay in their row: a token that cannot be sampled or decoded ends only that row
 (``Update.error``); the others go on.
 """
@@ -27,14 +32,15 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
 
 from models.language_model import State, zero_state
+from models.logprobs import START_TEXT, Scorer, TokenLogprob, token_texts
 from models.requests import GenerationRequest, GenerationResult, Row
-from models.sampling import draw_uniforms, sample
+from models.sampling import draw_uniforms, penalise, sample
 
 if TYPE_CHECKING:
     from models.generation import Generator
@@ -66,6 +72,7 @@ class Update:
     result: GenerationResult | None = None  # set once the row has finished
     carry: Carry | None = None  # with the result, for rows added with ``keep=True``
     error: str | None = None  # the row failed and left the loop
+    logprobs: list[TokenLogprob] = field(default_factory=list)  # of ``text``'s tokens
 
 
 class DecodeLoop:
@@ -81,6 +88,8 @@ class DecodeLoop:
         self.joining: dict[Hashable, Carry | None] = {}  # added since the last step
         self.state: State | None = None
         self.params: list[torch.Tensor] = []
+        self.scorer = Scorer(self.tokenizer)
+        self._start_logits: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -100,14 +109,63 @@ class DecodeLoop:
         when it finishes. Returns the prompt's length in tokens."""
         if key in self:
             raise KeyError(f"{key!r} is already in the loop")
-        prompt = self.tokenizer.encode(request.prompt)
+        if request.max_new_tokens == 0 and keep:
+            raise ValueError("a scoring-only row (max_new_tokens 0) cannot keep a session")
+        prompt, start = self._prompt(request)
         ids = prompt if carry is None else [carry.token, *prompt]
-        self.rows[key] = Row(request)
+        row = self.rows[key] = Row(request)
+        if request.echo:
+            self._echo(row, prompt, start, fresh=carry is None)
         self.feed[key] = deque(ids or [self.tokenizer.unk_id])
         self.joining[key] = carry
         if keep:
             self.keep.add(key)
         return len(prompt)
+
+    def _prompt(self, request: GenerationRequest) -> tuple[list[int], bool]:
+        """The prompt's token ids, and whether it began with the start marker (which is not
+        read: see models/logprobs.py)."""
+        vocab = self.tokenizer.vocab_size
+        if request.prompt_ids is not None:
+            ids = list(request.prompt_ids)
+            start = ids[:1] == [vocab]
+            ids = ids[1:] if start else ids
+            if any(not 0 <= token < vocab for token in ids):
+                raise ValueError(f"prompt ids must lie in [0, {vocab})")
+            return ids, start
+        start = request.prompt.startswith(START_TEXT)
+        text = request.prompt[len(START_TEXT) :] if start else request.prompt
+        return self.tokenizer.encode(text), start
+
+    def _echo(self, row: Row, prompt: list[int], start: bool, fresh: bool) -> None:
+        """The prompt's text for an echo, and with logprobs its first token's entry (from the
+        start state for a fresh row; a session's row scores it after its carried token)."""
+        texts = token_texts(self.tokenizer, prompt)
+        row.prompt_text = (START_TEXT if start else "") + "".join(texts)
+        if row.request.logprobs is None:
+            return
+        row.prompt_logprobs = [TokenLogprob(START_TEXT, None)] if start else []
+        row.prompt_texts, row.to_score = deque(texts), deque(prompt)
+        if fresh and prompt:
+            self._score_prompts([row], self.start_logits)
+
+    @property
+    def start_logits(self) -> torch.Tensor:
+        """The next-token logits [1, V] of the model's start state (what the first token of a
+        fresh prompt is conditioned on), computed once."""
+        if self._start_logits is None:
+            with torch.inference_mode():
+                state = zero_state(self.generator.config, 1, self.generator.device)
+                self._start_logits = self.generator.step.logits(state).float().cpu()
+        return self._start_logits
+
+    def _score_prompts(self, rows: list[Row], logits: torch.Tensor) -> None:
+        """Each row's next prompt token scored from its row of ``logits``."""
+        tokens = [row.to_score.popleft() for row in rows]
+        tops = [row.request.logprobs for row in rows]
+        texts = [row.prompt_texts.popleft() for row in rows]
+        for row, entry in zip(rows, self.scorer.entries(logits, tokens, tops, texts), strict=True):
+            row.prompt_logprobs.append(entry)
 
     def drop(self, keys: Iterable[Hashable]) -> None:
         """Forget rows (a client that went away); unknown keys are ignored."""
@@ -158,22 +216,38 @@ class DecodeLoop:
         inputs = torch.tensor([self.feed[key].popleft() for key in self.keys])
         self.state = self.generator.step.advance(inputs.to(device), self.state)
         ready = [p for p, key in enumerate(self.keys) if not self.feed[key]]
+        scoring = [
+            p for p, key in enumerate(self.keys) if self.feed[key] and self.rows[key].to_score
+        ]
+        if not ready and not scoring:
+            return
+        wanted = torch.tensor(sorted(ready + scoring))
+        hidden = (self.state[0][:, wanted.to(device)],)
+        every = self.generator.step.logits(hidden).float().cpu()
+        at = {position: i for i, position in enumerate(wanted.tolist())}
+        if scoring:
+            rows = [self.rows[self.keys[p]] for p in scoring]
+            self._score_prompts(rows, every[[at[p] for p in scoring]])
+        leaving = self._scored_only(ready, updates)  # positions of rows that failed or finished
+        ready = [p for p in ready if p not in leaving]
         if not ready:
+            if leaving:
+                self._select([p for p in range(len(self.keys)) if p not in leaving])
             return
         index = torch.tensor(ready)
-        hidden = (self.state[0][:, index.to(device)],)
-        logits = self.generator.step.logits(hidden).float().cpu()
+        logits = every if len(ready) == len(at) else every[[at[p] for p in ready]]
         rows = [self.rows[self.keys[p]] for p in ready]
-        sampled = self._sample(rows, logits, [p[index] for p in self.params])
-        leaving = set()  # positions of rows that failed or finished
-        for position, row, token in zip(ready, rows, sampled, strict=True):
+        sampled = self._sample(rows, self._penalised(rows, logits), [p[index] for p in self.params])
+        entries = self._logprobs(rows, logits, sampled)
+        for position, row, token, entry in zip(ready, rows, sampled, entries, strict=True):
             key = self.keys[position]
             update = updates.setdefault(key, Update())
             try:
                 if token < 0:
                     raise RuntimeError("sampling failed")
-                row.add(token, self.tokenizer)
+                row.add(token, self.tokenizer, entry)
                 update.text += row.streamable()
+                update.logprobs += row.take_logprobs()
             except Exception:
                 logger.exception("row %r failed", key)
                 update.error = INTERNAL_ERROR
@@ -182,13 +256,69 @@ class DecodeLoop:
             if row.finish_reason is None:
                 self.feed[key].append(token)
                 continue
-            update.result = GenerationResult(row.text, row.tokens, row.finish_reason)
+            update.result = self._result(row, row.finish_reason)
             leaving.add(position)
             if key in self.keep:
                 state = tuple(s[:, position : position + 1].clone() for s in self.state)
                 update.carry = Carry(state, token)
         if leaving:
             self._select([p for p in range(len(self.keys)) if p not in leaving])
+
+    def _scored_only(self, ready: list[int], updates: dict[Hashable, Update]) -> set[int]:
+        """Rows that asked for no tokens (``max_new_tokens`` 0) finish once their prompt is
+        read, without sampling; their positions."""
+        done = set()
+        for position in ready:
+            row = self.rows[self.keys[position]]
+            if row.request.max_new_tokens == 0:
+                updates.setdefault(self.keys[position], Update()).result = self._result(
+                    row, "length"
+                )
+                done.add(position)
+        return done
+
+    @staticmethod
+    def _result(row: Row, finish_reason: str) -> GenerationResult:
+        request = row.request
+        return GenerationResult(
+            row.text,
+            row.tokens,
+            finish_reason,
+            logprobs=row.logprobs if request.logprobs is not None else None,
+            prompt=row.prompt_text if request.echo else None,
+            prompt_logprobs=row.prompt_logprobs if row.to_score is not None else None,
+        )
+
+    @staticmethod
+    def _penalised(rows: list[Row], logits: torch.Tensor) -> torch.Tensor:
+        """The logits a row samples from: with its penalties and bias, if it has any."""
+        if not any(row.request.penalised for row in rows):
+            return logits
+        adjusted = logits.clone()
+        for i, row in enumerate(rows):
+            r = row.request
+            if r.penalised:
+                adjusted[i] = penalise(
+                    logits[i], row.counts, r.presence_penalty, r.frequency_penalty, r.logit_bias
+                )
+        return adjusted
+
+    def _logprobs(
+        self, rows: list[Row], logits: torch.Tensor, sampled: list[int]
+    ) -> list[TokenLogprob | None]:
+        """Entries of the sampled tokens for the rows that asked (None for the others), from
+        the raw logits (models/logprobs.py)."""
+        asked = [i for i, row in enumerate(rows) if row.request.logprobs is not None]
+        out: list[TokenLogprob | None] = [None] * len(rows)
+        asked = [i for i in asked if sampled[i] >= 0]
+        if asked:
+            tops = [rows[i].request.logprobs for i in asked]
+            tokens = [sampled[i] for i in asked]
+            for i, entry in zip(
+                asked, self.scorer.entries(logits[asked], tokens, tops), strict=True
+            ):
+                out[i] = entry
+        return out
 
     def _sample(
         self, rows: list[Row], logits: torch.Tensor, params: list[torch.Tensor]

@@ -146,3 +146,24 @@ class UniformStream:
 def draw_uniforms(streams: list[UniformStream]) -> torch.Tensor:
     """One U[0, 1) draw per row, each from that row's own stream."""
     return torch.tensor([stream.next() for stream in streams], dtype=torch.float64)
+
+
+def penalise(
+    logits: torch.Tensor,
+    counts: dict[int, int],
+    presence: float,
+    frequency: float,
+    bias: tuple[tuple[int, float], ...],
+) -> torch.Tensor:
+    """One row's logits [V] with OpenAI's penalties and logit bias, before sampling:
+    ``mu[j] - c[j] * frequency - (c[j] > 0) * presence + bias[j]``, where ``c[j]`` counts how
+    often token j was generated so far in this request (the prompt does not count)."""
+    out = logits.clone()
+    if counts and (presence or frequency):
+        ids = torch.tensor(list(counts), dtype=torch.long)
+        times = torch.tensor(list(counts.values()), dtype=out.dtype)
+        out[ids] -= times * frequency + presence
+    if bias:
+        ids = torch.tensor([token for token, _ in bias], dtype=torch.long)
+        out[ids] += torch.tensor([value for _, value in bias], dtype=out.dtype)
+    return out

@@ -9,6 +9,7 @@ command line prints them as one line.
     for chunk in client.stream("ROMEO:"): print(chunk["text"], end="")
     chat = client.conversation(max_new_tokens=60)   # a server-side session
     chat.say("ROMEO:"); chat.say("\nJULIET:"); chat.end()
+    client.score("To be, or not to be")["nats_per_char"]   # log-likelihood (docs/scoring.md)
 
 python -m serving.client classify "a gripping , funny movie"
 python -m serving.client generate "ROMEO:" --temperature 0.8 --max-new-tokens 200 --stream
@@ -77,6 +78,15 @@ class Client:
 
     def stream(self, prompt: str, **params: Any) -> Iterator[dict[str, Any]]:
         return generate_stream(self.connection, {**params, "prompt": prompt}, self.timeout)
+
+    def score(self, text: str, top: int = 0) -> dict[str, Any]:
+        """The LM's log-likelihood of ``text`` read from its start state (a scoring-only
+        request: echo, no tokens generated): ``nats`` (negative total log-probability),
+        ``nats_per_char`` and the per-token ``logprobs`` object with ``top`` alternatives."""
+        payload = {"prompt": text, "max_new_tokens": 0, "echo": True, "logprobs": top}
+        logprobs = generate(self.connection, payload, self.timeout)["logprobs"]
+        nats = -sum(value for value in logprobs["token_logprobs"] if value is not None)
+        return {"nats": nats, "nats_per_char": nats / max(len(text), 1), "logprobs": logprobs}
 
     def conversation(self, **defaults: Any) -> Conversation:
         return Conversation(self, defaults)

@@ -67,6 +67,20 @@ def step_nll(step: DecodeStep, ids: torch.Tensor, streams: int) -> tuple[float, 
     return total + leftover * math.log(step.config.vocab_size), torch.stack(predictions, 1)
 
 
+@torch.inference_mode()
+def document_nll(step: DecodeStep, ids: list[int]) -> float:
+    """Negative log-likelihood (nats) of one document read alone from the model's start state,
+    every token scored (the first from the start state's logits): what the server's ``echo``
+    scores for a prompt (models/logprobs.py), computed here without the serving engine."""
+    state = zero_state(step.config, 1)
+    logits = step.logits(state)
+    total = 0.0
+    for token in ids:
+        total += nn.functional.cross_entropy(logits.float(), torch.tensor([token])).item()
+        logits, state = step(torch.tensor([token]), state)
+    return total
+
+
 def score_text(model: Scorer, tokenizer: Tokenizer, text: str) -> dict[str, Any]:
     ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
     if isinstance(model, DecodeStep):

@@ -11,12 +11,14 @@ from typing import Any
 
 from handlers.schema import Endpoint, Field, RequestError, check_text, validate
 from models.generation import GenerationRequest
+from models.logprobs import MAX_LOGPROBS
 
 MAX_PROMPT_CHARS = 4000
 MAX_NEW_TOKENS = 1000
 MAX_STOP_STRINGS = 4
 MAX_STOP_CHARS = 64
 MAX_SESSION_ID_CHARS = 64
+MAX_BIASED_TOKENS = 300  # logit_bias entries, as OpenAI allows
 NEW_SESSION = "new"
 
 FIELDS = (
@@ -30,7 +32,12 @@ FIELDS = (
         example="ROMEO:",
     ),
     Field(
-        "max_new_tokens", int, 200, "Most tokens to generate.", minimum=1, maximum=MAX_NEW_TOKENS
+        "max_new_tokens",
+        int,
+        200,
+        "Most tokens to generate; 0 (with `echo`) scores the prompt without generating.",
+        minimum=0,
+        maximum=MAX_NEW_TOKENS,
     ),
     Field("temperature", float, 0.8, "Softmax temperature; 0 means greedy.", minimum=0, maximum=5),
     Field(
@@ -81,6 +88,50 @@ FIELDS = (
         nullable=True,
     ),
     Field("end_session", bool, False, "Forget the session once this request is answered."),
+    Field(
+        "logprobs",
+        int,
+        None,
+        "Log-probabilities of the tokens (the model's own distribution: temperature 1, before "
+        "penalties, bias, top-k and top-p), each with this many most likely alternatives "
+        "(docs/scoring.md); null for none.",
+        minimum=0,
+        maximum=MAX_LOGPROBS,
+        nullable=True,
+    ),
+    Field(
+        "echo",
+        bool,
+        False,
+        "Return the prompt before the completion, and with `logprobs` its tokens' too "
+        "(not with `stream`).",
+    ),
+    Field(
+        "presence_penalty",
+        float,
+        0.0,
+        "Subtracted once from the logit of every token generated so far (OpenAI's).",
+        minimum=-2,
+        maximum=2,
+    ),
+    Field(
+        "frequency_penalty",
+        float,
+        0.0,
+        "Subtracted from a token's logit per time it was generated so far (OpenAI's).",
+        minimum=-2,
+        maximum=2,
+    ),
+    Field(
+        "logit_bias",
+        dict,
+        None,
+        'Token id (as a string, see `/tokenize`) -> bias added to its logit, e.g. {"5": -100}.',
+        minimum=-100,
+        maximum=100,
+        max_length=MAX_BIASED_TOKENS,
+        nullable=True,
+    ),
 )
 SESSION_ERRORS = {"404": "unknown session", "409": "session busy", "410": "session expired"}
 ENDPOINTS = (
@@ -109,4 +160,42 @@ def parse_generation(body: Any) -> LMRequest:
     serving = {name: values.pop(name) for name in ("stream", "session", "end_session")}
     if serving["end_session"] and serving["session"] in (None, NEW_SESSION):
         raise RequestError("end_session", "needs the id of an open session in 'session'")
+    check_scoring(values, "max_new_tokens", serving["stream"])
+    if values["max_new_tokens"] == 0 and serving["session"] is not None:
+        raise RequestError("session", "cannot continue with a scoring-only request")
+    values["logit_bias"] = bias_pairs(values["logit_bias"])
     return LMRequest(GenerationRequest(**values), **serving)
+
+
+def check_scoring(values: dict[str, Any], max_tokens: str, stream: bool) -> None:
+    """Combinations both routes refuse: generating nothing without echo (nothing to answer),
+    and echo in a stream (the prompt's log-probabilities would come before any text)."""
+    if values[max_tokens] == 0 and not values["echo"]:
+        raise RequestError(max_tokens, "0 scores the prompt only, and needs echo: true")
+    if values["echo"] and stream:
+        raise RequestError("echo", "cannot be combined with stream")
+
+
+def bias_pairs(bias: dict[str, float] | None) -> tuple[tuple[int, float], ...]:
+    """``logit_bias``'s keys as token ids (their range is checked against the vocabulary by
+    `check_vocabulary`, which needs the served tokenizer)."""
+    pairs = []
+    for key, value in (bias or {}).items():
+        try:
+            token = int(key)
+        except ValueError:
+            raise RequestError("logit_bias", f"key {key!r} is not a token id") from None
+        pairs.append((token, value))
+    return tuple(pairs)
+
+
+def check_vocabulary(request: GenerationRequest, vocab_size: int) -> None:
+    """Token ids a request names must be the served vocabulary's (the start marker, id
+    ``vocab_size``, only as a prompt's first token)."""
+    for token, _ in request.logit_bias:
+        if not 0 <= token < vocab_size:
+            raise RequestError("logit_bias", f"token id {token} is not in [0, {vocab_size})")
+    ids = request.prompt_ids or ()
+    for position, token in enumerate(ids):
+        if not 0 <= token < vocab_size and not (position == 0 and token == vocab_size):
+            raise RequestError("prompt", f"token id {token} is not in [0, {vocab_size})")

@@ -39,14 +39,15 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import torch
 
 from handlers.base import PHRASES, STOPPING, BatchHandler, read_request
 from handlers.continuous import Decision, Job, Reply, withhold
-from handlers.lm import openai_api
-from handlers.lm.api import NEW_SESSION, LMRequest, parse_generation
+from handlers.lm import openai_api, tokenize_api
+from handlers.lm.api import NEW_SESSION, LMRequest, check_vocabulary, parse_generation
 from handlers.lm.replies import NativeReplies, OpenAIReplies
 from handlers.schema import RequestError
 from models.decode_loop import INTERNAL_ERROR, Carry, DecodeLoop, Update
@@ -162,14 +163,24 @@ class LMHandler(BatchHandler):
         route = self.context.get_request_header(index, "url_path") or ""
         replies = NATIVE if not route else OpenAIReplies(None, stream=False)
         try:
-            if route not in openai_api.ROUTES:
+            if route not in openai_api.ROUTES and route not in tokenize_api.ROUTES:
                 raise RequestError("url", f"no such route: {route!r}", 404)
             if route == openai_api.MODELS:
                 body = openai_api.models_body(self.model_name)
                 return Reply(body, None, content_type=openai_api.JSON)
+            if route in tokenize_api.ROUTES:  # answered at once, beside the decode loop
+                tokenizer = self.generator.tokenizer
+                if tokenize_api.ROUTES[route] == tokenize_api.INFO:
+                    body = tokenize_api.info(tokenizer)
+                else:
+                    answer = partial(tokenize_api.answer, route, tokenizer=tokenizer)
+                    body = read_request(self.context, index, row, answer)
+                return Reply(body, None, content_type=openai_api.JSON)
             completions = route == openai_api.COMPLETIONS
             parse = openai_api.parse_completion if completions else self.parse
             request = read_request(self.context, index, row, parse)
+            for choice in request.choices:
+                check_vocabulary(choice, self.generator.tokenizer.vocab_size)
             if draining:
                 raise STOPPING
             session, carry = self._open_session(request)

@@ -17,8 +17,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from handlers.lm import api as lm_api
-from handlers.schema import Endpoint, Field, RequestError, validate
+from handlers.lm.tokenize_api import MAX_TOKEN_IDS
+from handlers.schema import Endpoint, Field, RequestError, check_ids, validate
 from models.generation import GenerationRequest, GenerationResult
+from models.logprobs import TokenLogprob
 
 COMPLETIONS = "v1/completions"
 MODELS = "v1/models"
@@ -43,7 +45,8 @@ FIELDS = (
     Field(
         "prompt",
         list,
-        doc="Text to continue: a string, or a list of strings (each gets its own choices).",
+        doc="Text to continue: a string, or a list of strings (each gets its own choices); or "
+        f"token ids (at most {MAX_TOKEN_IDS}): a list of ids, or a list of such lists.",
         min_length=1,
         max_length=MAX_PROMPTS,
         item_max_length=lm_api.MAX_PROMPT_CHARS,
@@ -65,7 +68,11 @@ FIELDS = (
         minimum=1,
         maximum=MAX_N,
     ),
-    Field("logprobs", int, None, "Not supported: null only.", minimum=0, maximum=0, nullable=True),
+    _ours("logprobs"),
+    _ours("echo"),
+    _ours("presence_penalty"),
+    _ours("frequency_penalty"),
+    _ours("logit_bias"),
     Field("user", str, None, "Accepted and ignored.", nullable=True),
 )
 ENDPOINTS = (
@@ -83,25 +90,70 @@ ENDPOINTS = (
 def parse_completion(body: Any) -> lm_api.LMRequest:
     """An OpenAI completions body as the request our own route makes, one generation per
     choice: prompt-major, as OpenAI numbers choices (prompt i, choice j is index i * n + j)."""
+    body, token_prompts = split_token_prompts(body)
     values = validate(body, FIELDS)
-    if values["logprobs"] is not None:
-        raise RequestError("logprobs", "is not supported")
+    lm_api.check_scoring(values, "max_tokens", values["stream"])
     prompts, n, seed = values["prompt"], values["n"], values["seed"]
     if len(prompts) * n > MAX_CHOICES:
         raise RequestError("n", f"{len(prompts)} prompts x n={n} exceeds {MAX_CHOICES} choices")
+    bias = lm_api.bias_pairs(values["logit_bias"])
     choices = [
         GenerationRequest(
-            prompt=prompt,
+            prompt="" if token_prompts else prompt,
             max_new_tokens=values["max_tokens"],
             temperature=values["temperature"],
             top_p=values["top_p"],
             seed=None if seed is None else (seed + j) % SEED_SPAN,
             stop=values["stop"] or [],
+            logprobs=values["logprobs"],
+            echo=values["echo"],
+            presence_penalty=values["presence_penalty"],
+            frequency_penalty=values["frequency_penalty"],
+            logit_bias=bias,
+            prompt_ids=token_prompts[i] if token_prompts else None,
         )
-        for prompt in prompts
+        for i, prompt in enumerate(prompts)
         for j in range(n)
     ]
     return lm_api.LMRequest(choices[0], stream=values["stream"], more=tuple(choices[1:]))
+
+
+def split_token_prompts(body: Any) -> tuple[Any, list[tuple[int, ...]] | None]:
+    """A body whose prompt is token ids (a list of ints, or a list of such lists, as OpenAI's
+    API takes): the body with placeholder text prompts to validate the rest, and the ids."""
+    prompt = body.get("prompt") if isinstance(body, dict) else None
+    if not isinstance(prompt, list) or not prompt or isinstance(prompt[0], str):
+        return body, None
+    lists = prompt if isinstance(prompt[0], list) else [prompt]
+    if len(lists) > MAX_PROMPTS:
+        raise RequestError("prompt", f"holds {len(lists)} prompts; the limit is {MAX_PROMPTS}")
+    ids = [tuple(check_ids("prompt", item, 1, MAX_TOKEN_IDS)) for item in lists]
+    return {**body, "prompt": ["ids"] * len(ids)}, ids
+
+
+def logprobs_body(entries: list[TokenLogprob], offset: int = 0) -> dict[str, Any]:
+    """OpenAI's legacy ``logprobs`` object; ``text_offset`` counts characters of the choice's
+    text (from ``offset``, where earlier chunks of a stream ended)."""
+    offsets = []
+    for entry in entries:
+        offsets.append(offset)
+        offset += len(entry.token)
+    return {
+        "tokens": [entry.token for entry in entries],
+        "token_logprobs": [entry.logprob for entry in entries],
+        "top_logprobs": [
+            dict(entry.top) if entry.logprob is not None else None for entry in entries
+        ],
+        "text_offset": offsets,
+    }
+
+
+def choice_text(result: GenerationResult) -> tuple[str, dict[str, Any] | None]:
+    """A finished choice's text (the prompt first, with echo) and its logprobs object."""
+    text = (result.prompt or "") + result.text
+    if result.logprobs is None:
+        return text, None
+    return text, logprobs_body((result.prompt_logprobs or []) + result.logprobs)
 
 
 def error_body(error: RequestError) -> dict[str, Any]:
@@ -132,16 +184,16 @@ class CompletionIds:
     def new(cls, request_id: str, model: str, prompt_tokens: int) -> CompletionIds:
         return cls(f"cmpl-{request_id}", model, int(time.time()), prompt_tokens)
 
-    def body(self, choices: list[tuple[int, str, str | None]]) -> dict[str, Any]:
-        """A completion object holding ``(index, text, finish_reason)`` choices."""
+    def body(self, choices: list[tuple[int, str, str | None, dict | None]]) -> dict[str, Any]:
+        """A completion object holding ``(index, text, finish_reason, logprobs)`` choices."""
         return {
             "id": self.id,
             "object": "text_completion",
             "created": self.created,
             "model": self.model,
             "choices": [
-                {"index": index, "text": text, "finish_reason": reason, "logprobs": None}
-                for index, text, reason in choices
+                {"index": index, "text": text, "finish_reason": reason, "logprobs": logprobs}
+                for index, text, reason, logprobs in choices
             ],
         }
 
@@ -152,7 +204,10 @@ class CompletionIds:
             "completion_tokens": completion,
             "total_tokens": self.prompt_tokens + completion,
         }
-        choices = [(i, r.text, r.finish_reason) for i, r in enumerate(results)]
+        choices = []
+        for index, result in enumerate(results):
+            text, logprobs = choice_text(result)
+            choices.append((index, text, result.finish_reason, logprobs))
         return {**self.body(choices), "usage": usage}
 
 

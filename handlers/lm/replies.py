@@ -17,6 +17,16 @@ def ndjson(payload: dict[str, Any]) -> str:
     return json.dumps(payload) + "\n"
 
 
+def chunk_logprobs(job: Job, index: int, part: Update) -> dict[str, Any]:
+    """``{"logprobs": ...}`` for a streamed chunk's tokens (when it has some; only rows that
+    asked have any), with offsets continuing where the choice's earlier chunks ended."""
+    if not part.logprobs:
+        return {}
+    offset = job.offsets.get(index, 0)
+    job.offsets[index] = offset + sum(len(entry.token) for entry in part.logprobs)
+    return {"logprobs": openai_api.logprobs_body(part.logprobs, offset)}
+
+
 class Replies:
     """What both APIs share: an error before anything was sent is a whole response with its
     status; one after that ends the stream (or the chunked answer) in the API's shape.
@@ -68,21 +78,26 @@ class NativeReplies(Replies):
         text = parts[0].text
         if not job.stream or not text:
             return SILENT
-        payload: dict[str, Any] = {"text": text}
+        payload: dict[str, Any] = {"text": text, **chunk_logprobs(job, 0, parts[0])}
         if job.session and not job.announced:
             payload["session"] = job.announced = job.session
         return Reply(ndjson(payload), more=True, content_type=self.content_type)
 
     def finished(self, job: Job, parts: list[Update]) -> Reply:
         result, text = job.results[0], parts[0].text
+        whole, logprobs = openai_api.choice_text(result)
         answer: dict[str, Any] = {
-            "text": result.text,
+            "text": whole,
             "generated_tokens": result.generated_tokens,
             "finish_reason": result.finish_reason,
         }
+        if logprobs is not None:
+            answer["logprobs"] = logprobs
         if job.session:
             answer["session"] = job.session
-        body = ndjson({**answer, "text": text}) if job.stream else answer
+        if job.stream:
+            answer = {**answer, "text": text, **chunk_logprobs(job, 0, parts[0])}
+        body = ndjson(answer) if job.stream else answer
         return Reply(body, more=False if job.started else None, content_type=self.content_type)
 
 
@@ -105,22 +120,23 @@ class OpenAIReplies(Replies):
     def last_line(self, error: RequestError) -> str:
         return openai_api.event(self.error_body(error)) + openai_api.DONE
 
-    def events(self, parts: list[Update]) -> str:
+    def events(self, job: Job, parts: list[Update]) -> str:
         """One event per choice that has new text or finished in this call."""
         return "".join(
-            openai_api.event(self.ids.body([(index, part.text, reason)]))
+            openai_api.event(self.ids.body([(index, part.text, reason, logprobs.get("logprobs"))]))
             for index, part in enumerate(parts)
             if part.text or part.result is not None
             for reason in [part.result.finish_reason if part.result else None]
+            for logprobs in [chunk_logprobs(job, index, part)]
         )
 
     def running(self, job: Job, parts: list[Update]) -> Reply:
-        body = self.events(parts) if job.stream else ""
+        body = self.events(job, parts) if job.stream else ""
         return Reply(body, more=True, content_type=self.content_type) if body else SILENT
 
     def finished(self, job: Job, parts: list[Update]) -> Reply:
         if job.stream:
-            body = self.events(parts) + openai_api.DONE
+            body = self.events(job, parts) + openai_api.DONE
         else:
             body = self.ids.answer([job.results[index] for index in range(len(parts))])
         return Reply(body, more=False if job.started else None, content_type=self.content_type)

@@ -100,7 +100,7 @@ def test_prompt_lists_and_n_give_each_choice_its_own_seeded_answer(server, clien
         ({"temperature": -1}, "temperature"),
         ({"n": 9}, "n"),
         ({"prompt": ["a", "b", "c"], "n": 6}, "n"),  # 18 choices: more than 16
-        ({"logprobs": 2}, "logprobs"),
+        ({"logprobs": 6}, "logprobs"),
         ({"prompt": ["a"] * 9}, "prompt"),
     ],
 )
