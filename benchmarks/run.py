@@ -31,6 +31,7 @@ from typing import Any
 import torch
 import yaml
 
+from benchmarks import scoring
 from benchmarks.ceiling import classify_ceiling
 from benchmarks.cpu import CpuSplit
 from benchmarks.efficiency import CLASSIFY_PER_CORE_GOAL, GENERATE_PER_CORE_GOAL, efficiency_row
@@ -220,6 +221,30 @@ def generation(args: argparse.Namespace, out: Path, tables: list[Table]) -> None
         served_generation(args, out, run_dir, table, textbook, best_raw)
         single_stream_costs(run_dir, args.tokens, settings, table)
         continuation_costs(run_dir, validation, table)
+    scoring_costs(args.model_store, out / "scoring", table)
+
+
+def scoring_costs(store: Path, out: Path, table: Table) -> None:
+    """Scoring through the API (echo, max_tokens 0) against the in-process evaluator on the
+    same characters, and a stream's time per token beside a scoring load (benchmarks.scoring,
+    its own server)."""
+    figures = scoring.measure(store, out, scoring.DEFAULT_CHARS)
+    evaluator = figures["evaluator_chars_per_s"]
+    table.add("scoring: in-process evaluator (int8, 8 streams)", f"{evaluator:,.0f} chars/s")
+    for clients in scoring.CONCURRENCY:
+        rate = figures[f"api_chars_per_s_{clients}"]
+        table.add(
+            f"scoring: API, {clients} concurrent scoring requests / evaluator",
+            f"{rate / evaluator:.2f}",
+            f"{rate:,.0f} chars/s",
+        )
+    alone = figures["stream_ms_per_token_alone"]
+    loaded = figures["stream_ms_per_token_scoring_load"]
+    table.add(
+        "scoring: a stream's ms/token beside 16 scoring clients / alone",
+        f"{loaded / alone:.2f}x",
+        f"{loaded:.2f} vs {alone:.2f} ms/token",
+    )
 
 
 def lm_validation_quality(artifact: Path, validation: str, table: Table) -> None:

@@ -35,6 +35,7 @@ from serving.connection import Connection
 
 DOC_CHARS = 1000
 CONCURRENCY = (16, 64)
+DEFAULT_CHARS = 64_000  # validation characters scored
 STREAM = {"prompt": "ROMEO:", "max_new_tokens": 200, "temperature": 0.8, "seed": 1}
 
 
@@ -119,7 +120,7 @@ def main() -> None:
     )
     parser.add_argument("--model-store", default="model_store")
     parser.add_argument("--out", default="runs/bench-scoring")
-    parser.add_argument("--chars", type=int, default=64_000, help="validation characters scored")
+    parser.add_argument("--chars", type=int, default=DEFAULT_CHARS, help="characters scored")
     args = parser.parse_args()
     figures = measure(Path(args.model_store), Path(args.out), args.chars)
     print(f"{figures['chars']:,} characters in {figures['documents']} documents")
