@@ -34,7 +34,7 @@ import requests
 from loadtest import run as load_run
 from loadtest.metrics import ACTIVE_ROWS, ACTIVE_SESSIONS, canonical, parse_counters, scrape
 from serving.connection import Connection
-from serving.lifecycle import stop
+from serving.lifecycle import alive, stop
 from serving.server_config import DEFAULT_RUN_DIR, ROOT, ServerError, add_server_arguments
 
 VICTIMS = ("lm helper", "sentiment worker", "lm worker")
@@ -130,14 +130,6 @@ def command_line(pid: int) -> str:
         return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def worker_pids(connection: Connection, model: str) -> list[int]:

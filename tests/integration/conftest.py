@@ -93,10 +93,6 @@ def server(tiny_model_store: Path, tmp_path_factory: pytest.TempPathFactory):
     yield from launch(tiny_model_store, tmp_path_factory.mktemp("server"))
 
 
-def worker_pids(connection: Connection, model: str) -> list[int]:
-    return [w["pid"] for w in connection.model_status(model)[0]["workers"] if w.get("pid")]
-
-
 def freeze(pids: list[int]) -> None:
     """SIGSTOP: a frozen worker holds its requests, so a stop or a kill certainly meets them."""
     for pid in pids:

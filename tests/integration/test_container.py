@@ -21,12 +21,13 @@ import pytest
 import requests
 
 from handlers import drain
+from loadtest.chaos import worker_pids
 from serving.connection import KEY_FILE, Connection
 from serving.entrypoint import EXIT_SERVER_DIED, EXIT_START_FAILED, PORTS, PREFIX
 from serving.lifecycle import DRAIN_DIR, PID_FILE, server_pid, stop
 from serving.server_config import free_ports
 
-from .conftest import ENDLESS, CallLog, freeze, thaw, worker_pids
+from .conftest import ENDLESS, CallLog, freeze, thaw
 
 pytestmark = pytest.mark.integration
 

@@ -22,10 +22,10 @@ import pytest
 import requests
 
 from loadtest import report
-from loadtest.chaos import helper_pids
+from loadtest.chaos import helper_pids, worker_pids
 from serving.client import STREAM_IDLE_S, ClientError, generate_stream
 
-from .conftest import ROOT, freeze, launch, thaw, worker_pids
+from .conftest import ROOT, freeze, launch, thaw
 from .test_resilience import wait_until_replaced
 
 pytestmark = pytest.mark.integration

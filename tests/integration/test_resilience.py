@@ -19,10 +19,11 @@ import requests
 
 from handlers import drain
 from loadtest import metrics
+from loadtest.chaos import worker_pids
 from serving.healthcheck import check
 from serving.lifecycle import DRAIN_DIR, PID_FILE, alive, server_pid, stop
 
-from .conftest import ENDLESS, CallLog, freeze, launch, thaw, worker_pids
+from .conftest import ENDLESS, CallLog, freeze, launch, thaw
 
 pytestmark = pytest.mark.integration
 
