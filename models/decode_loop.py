@@ -33,17 +33,14 @@ import logging
 from collections import deque
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
 import torch
 
+from models.decode_step import DecodeStep
 from models.language_model import State, zero_state
 from models.logprobs import START_TEXT, Scorer, TokenLogprob, token_texts
 from models.requests import GenerationRequest, GenerationResult, Row
 from models.sampling import draw_uniforms, penalise, sample
-
-if TYPE_CHECKING:
-    from models.generation import Generator
+from models.tokenizer import Tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -76,11 +73,12 @@ class Update:
 
 
 class DecodeLoop:
-    """Rows keyed by the caller's ids (a request id), decoded together."""
+    """Rows keyed by the caller's ids (a request id), decoded together by ``step`` (the
+    served model's `DecodeStep`); ``tokenizer`` reads prompts and writes the text."""
 
-    def __init__(self, generator: Generator) -> None:
-        self.generator = generator
-        self.tokenizer = generator.tokenizer
+    def __init__(self, step: DecodeStep, tokenizer: Tokenizer) -> None:
+        self.decoder = step
+        self.tokenizer = tokenizer
         self.rows: dict[Hashable, Row] = {}
         self.keys: list[Hashable] = []  # rows in the state, in state order
         self.feed: dict[Hashable, deque[int]] = {}  # tokens each row reads next
@@ -155,8 +153,8 @@ class DecodeLoop:
         fresh prompt is conditioned on), computed once."""
         if self._start_logits is None:
             with torch.inference_mode():
-                state = zero_state(self.generator.config, 1, self.generator.device)
-                self._start_logits = self.generator.step.logits(state).float().cpu()
+                state = zero_state(self.decoder.config, 1, self.decoder.device)
+                self._start_logits = self.decoder.logits(state).float().cpu()
         return self._start_logits
 
     def _score_prompts(self, rows: list[Row], logits: torch.Tensor) -> None:
@@ -196,7 +194,7 @@ class DecodeLoop:
 
     def _admit(self) -> None:
         """Append the new rows' starting states (zeros, or a session's) to the batch."""
-        config, device = self.generator.config, self.generator.device
+        config, device = self.decoder.config, self.decoder.device
         columns = [
             carry.state if carry is not None else zero_state(config, 1, device)
             for carry in self.joining.values()
@@ -212,9 +210,9 @@ class DecodeLoop:
         self._refresh_params()
 
     def _step_once(self, updates: dict[Hashable, Update]) -> None:
-        device = self.generator.device
+        device = self.decoder.device
         inputs = torch.tensor([self.feed[key].popleft() for key in self.keys])
-        self.state = self.generator.step.advance(inputs.to(device), self.state)
+        self.state = self.decoder.advance(inputs.to(device), self.state)
         ready = [p for p, key in enumerate(self.keys) if not self.feed[key]]
         scoring = [
             p for p, key in enumerate(self.keys) if self.feed[key] and self.rows[key].to_score
@@ -223,7 +221,7 @@ class DecodeLoop:
             return
         wanted = torch.tensor(sorted(ready + scoring))
         hidden = (self.state[0][:, wanted.to(device)],)
-        every = self.generator.step.logits(hidden).float().cpu()
+        every = self.decoder.logits(hidden).float().cpu()
         at = {position: i for i, position in enumerate(wanted.tolist())}
         if scoring:
             rows = [self.rows[self.keys[p]] for p in scoring]

@@ -126,7 +126,7 @@ def _serve(conn: Connection, artifact: str, quantize: str | None, threads: int) 
 
     torch.set_num_threads(threads)
     generator = Generator.from_artifact(artifact, quantize=quantize)
-    loop = DecodeLoop(generator)
+    loop = DecodeLoop(generator.step, generator.tokenizer)
     conn.send(("ok", "ready"))
     while True:
         try:
@@ -144,5 +144,5 @@ def _serve(conn: Connection, artifact: str, quantize: str | None, threads: int) 
                 continue
             logger.exception("decode step failed; ending its %d rows", len(loop))
             keys = list(loop.rows)
-            loop = DecodeLoop(generator)
+            loop = DecodeLoop(generator.step, generator.tokenizer)
             conn.send(("ok", {key: Update(error=INTERNAL_ERROR) for key in keys}))

@@ -71,6 +71,11 @@ class DecodeStep(nn.Module):
         self.head = Int8Linear(model.head) if quantize else model.head
         self.row_blocks = FP32_ROW_BLOCK  # {} gives up batch invariance for speed (benchmarks)
 
+    @property
+    def device(self) -> torch.device:
+        """Where its weights live: the ids and states it is given must be there too."""
+        return self.embedding.weight.device
+
     def forward(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Logits [B, V] for one token per row (ids [B]) and the new state."""
         state = self.advance(ids, state)

@@ -96,7 +96,7 @@ class Generator:
         """Decode all ``requests`` in one loop; ``on_text(row, text)`` gets each row's new
         final text as it is produced (rows numbered as in ``requests``). A row that fails
         raises (a server uses `DecodeLoop` directly, where a failure ends only its row)."""
-        loop = DecodeLoop(self)
+        loop = DecodeLoop(self.step, self.tokenizer)
         for row, request in enumerate(requests):
             loop.add(row, request)
         results: dict[int, GenerationResult] = {}

@@ -55,7 +55,7 @@ def test_a_row_joining_mid_flight_gets_the_answer_it_gets_alone(
     generator, join_after, tokens_per_step
 ):
     alone = generator.generate([SEEDED])[0]
-    loop = DecodeLoop(generator)
+    loop = DecodeLoop(generator.step, generator.tokenizer)
     for key, request in enumerate(OTHERS):
         loop.add(key, request)
     for _ in range(join_after):
@@ -67,7 +67,7 @@ def test_a_row_joining_mid_flight_gets_the_answer_it_gets_alone(
 
 
 def test_rows_leave_when_finished_and_dropped_rows_free_their_slot(generator):
-    loop = DecodeLoop(generator)
+    loop = DecodeLoop(generator.step, generator.tokenizer)
     loop.add("short", GenerationRequest("A", 2, 1.0, seed=1))
     loop.add("long", GenerationRequest("B", 50, 1.0, seed=2))
     loop.add("gone", GenerationRequest("C", 50, 1.0, seed=3))
@@ -84,7 +84,7 @@ def test_rows_leave_when_finished_and_dropped_rows_free_their_slot(generator):
 
 
 def test_a_row_that_fails_ends_alone(generator):
-    loop = DecodeLoop(generator)
+    loop = DecodeLoop(generator.step, generator.tokenizer)
     for key, request in enumerate(OTHERS):
         loop.add(key, request)
     loop.add("bad", SEEDED)
@@ -103,7 +103,7 @@ def continue_session(generator, turns: list[GenerationRequest]) -> list[Update]:
     """Each turn continues the previous turn's carry; every turn runs beside other rows."""
     carry, finals = None, []
     for turn in turns:
-        loop = DecodeLoop(generator)
+        loop = DecodeLoop(generator.step, generator.tokenizer)
         for key, request in enumerate(OTHERS[:2]):
             loop.add(key, request)
         loop.add("session", turn, carry=carry, keep=True)

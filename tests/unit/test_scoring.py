@@ -29,7 +29,7 @@ SEEDED = GenerationRequest("ROMEO:", max_new_tokens=25, temperature=1.0, top_p=0
 
 def scored(generator, request: GenerationRequest, others=(), join_after: int = 0):
     """The finished result of ``request`` run beside ``others`` (joining after some steps)."""
-    loop = DecodeLoop(generator)
+    loop = DecodeLoop(generator.step, generator.tokenizer)
     for key, other in enumerate(others):
         loop.add(key, other)
     for _ in range(join_after):
