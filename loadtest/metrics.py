@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 QUEUE_US = "ts_queue_latency_microseconds"
 LATENCY_US = "ts_inference_latency_microseconds"
 REQUESTS = "ts_inference_requests_total"
-# Our handlers' counters (names as in handlers/base.py and handlers/lm/handler.py; a unit test
+# Our handlers' counters (names as in handlers/torchserve.py and handlers/lm/handler.py; a unit test
 # checks they agree, so this module need not import torch and TorchServe to know them).
 BATCHES = "HandlerBatches"
 BATCH_REQUESTS = "HandlerBatchRequests"

@@ -33,6 +33,7 @@ import logging
 from collections import deque
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+
 import torch
 
 from models.decode_step import DecodeStep

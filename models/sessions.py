@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from models.decode_loop import Carry
 
+NEW_SESSION = "new"  # what a request names as its session to open one
 ID_BYTES = 12  # 16 URL-safe characters
 FORGOTTEN_MEMORY = 4  # ids of evicted or expired sessions remembered, x capacity
 
@@ -54,6 +55,7 @@ class SessionStore:
         self._sessions: OrderedDict[str, _Session] = OrderedDict()  # least recently used first
         self._forgotten: OrderedDict[str, str] = OrderedDict()  # id -> "evicted" / "expired"
         self.evictions = 0
+        self.evictions_reported = 0
         self.expirations = 0
 
     def __len__(self) -> int:
@@ -63,6 +65,33 @@ class SessionStore:
     def nbytes(self) -> int:
         """Bytes of recurrent state held (tensor payloads only)."""
         return sum(s.carry.nbytes for s in self._sessions.values() if s.carry is not None)
+
+    def join(self, session_id: str | None) -> tuple[str | None, Carry | None]:
+        """A request's session (`NEW_SESSION` opens one; None: it has none) and the state it
+        continues from; a `SessionError` says why it cannot have it."""
+        if session_id is None:
+            return None, None
+        if session_id == NEW_SESSION:
+            return self.open(), None
+        return session_id, self.take(session_id)
+
+    def leave(self, session_id: str | None, carry: Carry | None, end: bool = False) -> None:
+        """A request left: its session keeps ``carry`` (or ends, with ``end``); without one
+        (the request failed or was abandoned) it keeps its old state (`release`)."""
+        if session_id is None:
+            return
+        if carry is None:
+            self.release(session_id)
+        elif end:
+            self.end(session_id)
+        else:
+            self.put(session_id, carry)
+
+    def new_evictions(self) -> int:
+        """Sessions evicted since the last time this was asked (a counter's increment)."""
+        evicted = self.evictions - self.evictions_reported
+        self.evictions_reported = self.evictions
+        return evicted
 
     def open(self) -> str:
         """A new session, busy with the request that opened it."""

@@ -12,6 +12,7 @@ from typing import Any
 from handlers.schema import Endpoint, Field, RequestError, check_text, validate
 from models.generation import GenerationRequest
 from models.logprobs import MAX_LOGPROBS
+from models.sessions import NEW_SESSION, SessionError
 
 MAX_PROMPT_CHARS = 4000
 MAX_NEW_TOKENS = 1000
@@ -19,7 +20,6 @@ MAX_STOP_STRINGS = 4
 MAX_STOP_CHARS = 64
 MAX_SESSION_ID_CHARS = 64
 MAX_BIASED_TOKENS = 300  # logit_bias entries, as OpenAI allows
-NEW_SESSION = "new"
 
 FIELDS = (
     Field(
@@ -134,6 +134,7 @@ FIELDS = (
     ),
 )
 SESSION_ERRORS = {"404": "unknown session", "409": "session busy", "410": "session expired"}
+SESSION_STATUS = {"unknown": 404, "busy": 409, "expired": 410}  # by `SessionError.kind`
 ENDPOINTS = (
     Endpoint("lm", "", "Generate text (ours)", "GenerationRequest", FIELDS, SESSION_ERRORS),
 )
@@ -199,3 +200,9 @@ def check_vocabulary(request: GenerationRequest, vocab_size: int) -> None:
     for position, token in enumerate(ids):
         if not 0 <= token < vocab_size and not (position == 0 and token == vocab_size):
             raise RequestError("prompt", f"token id {token} is not in [0, {vocab_size})")
+
+
+def session_refused(error: SessionError) -> RequestError:
+    """Why a request cannot have its session, with the status that tells the client which
+    case it is in (`SESSION_ERRORS`)."""
+    return RequestError("session", str(error), SESSION_STATUS[error.kind])

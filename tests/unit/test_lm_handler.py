@@ -84,7 +84,12 @@ class FakeContext:
 
 def make_handler(folder, **options) -> LMHandler:
     instance = LMHandler()
-    options = {"tokens_per_call": 3, "sessions": {"capacity": 4, "ttl_seconds": 60}, **options}
+    options = {
+        "tokens_per_call": 3,
+        "step_ahead": True,
+        "sessions": {"capacity": 4, "ttl_seconds": 60},
+        **options,
+    }
     instance.load(str(folder), torch.device("cpu"), options)
     instance.drain_gate = DrainGate(None)
     return instance
@@ -116,7 +121,7 @@ def test_answers_are_whole_and_only_streams_are_chunked(handler):
     assert frontend.withheld == {"long": 3}
     lines = [json.loads(body) for body in frontend.sent["streamed"] if body]
     assert "".join(line["text"] for line in lines) == long[-1]["text"]
-    assert lines[-1]["finish_reason"] == "length" and len(handler.loop) == 0
+    assert lines[-1]["finish_reason"] == "length" and len(handler.engine.loop) == 0
 
 
 def test_a_job_the_frontend_stops_sending_leaves_the_loop(handler):
@@ -126,7 +131,7 @@ def test_a_job_the_frontend_stops_sending_leaves_the_loop(handler):
     frontend.call()
     del frontend.jobs["gone"]  # its client hung up
     frontend.call()
-    assert "gone" not in handler.loop and len(handler.sessions) == 0
+    assert "gone" not in handler.engine.loop and len(handler.sessions) == 0
     frontend.run()
     assert frontend.sent["stays"][-1]["generated_tokens"] == 20
 
@@ -149,8 +154,8 @@ def test_an_expired_session_gets_410_and_a_failing_row_a_500_alone(handler, monk
     def fail(token, tokenizer):
         raise RuntimeError("cannot decode")
 
-    handler.loop.rows["broken"].add = fail
-    handler.loop.rows["broken stream"].add = fail
+    handler.engine.loop.rows["broken"].add = fail
+    handler.engine.loop.rows["broken stream"].add = fail
     frontend.run()
     assert frontend.statuses["late"] == 410 and frontend.sent["late"][0]["field"] == "session"
     # Not yet answered: a whole 500. Streaming already: a last line that says it failed.
@@ -178,13 +183,13 @@ def test_a_helper_process_decoding_half_the_rows_changes_no_answer(handler, tmp_
                 frontend.submit(rid, body)
             frontend.call()
             if instance is two:
-                assert len(two.helper) > 0 and len(two.loop) > 0  # both decode
+                assert len(two.engine.helper) > 0 and len(two.engine.loop) > 0  # both decode
             frontend.run()
             streamed = "".join(json.loads(b)["text"] for b in frontend.sent.pop("streamed") if b)
             final = {rid: sent[-1] for rid, sent in frontend.sent.items()}
             answers.append((final, streamed))
     finally:
-        two.helper.close()
+        two.engine.helper.close()
     assert answers[0] == answers[1]  # how the text is cut into chunks may differ, not the text
 
 
@@ -198,13 +203,13 @@ def test_stepping_ahead_between_calls_changes_no_answer(handler, tmp_path):
         for i in range(3):
             frontend.submit(f"r{i}", {"prompt": "AB"[: i % 2 + 1], "max_new_tokens": 8, "seed": i})
         frontend.call()
-        assert (instance.ahead is not None) == instance.step_ahead
+        assert (instance.engine.ahead is not None) == instance.engine.step_ahead
         frontend.submit("late", {"prompt": "C", "max_new_tokens": 5, "seed": 9})
         frontend.submit("streamed", {"prompt": "D", "max_new_tokens": 7, "seed": 3, "stream": True})
         frontend.run()
         streamed = "".join(json.loads(b)["text"] for b in frontend.sent.pop("streamed") if b)
         answers.append(({rid: sent[-1] for rid, sent in frontend.sent.items()}, streamed))
-        assert instance.rows == 0 and instance.ahead is None
+        assert instance.engine.rows == 0 and instance.engine.ahead is None
     assert answers[0] == answers[1] and len(answers[0][0]) == 4
 
 
@@ -217,9 +222,9 @@ def test_a_dead_helper_process_fails_the_running_rows_and_is_replaced(tmp_path, 
         for i in range(4):
             frontend.submit(f"r{i}", {"prompt": "A", "max_new_tokens": 40, "seed": i})
         frontend.call()
-        assert len(two.helper) > 0
-        two.helper.process.kill()
-        two.helper.process.join()
+        assert len(two.engine.helper) > 0
+        two.engine.helper.process.kill()
+        two.engine.helper.process.join()
         frontend.run()
         helper_rows = {rid for rid, job_sent in frontend.sent.items() if job_sent[-1].get("code")}
         assert helper_rows and len(helper_rows) < 4  # only the helper's rows failed
@@ -231,9 +236,9 @@ def test_a_dead_helper_process_fails_the_running_rows_and_is_replaced(tmp_path, 
         frontend.run()
         assert frontend.sent["after"][-1]["generated_tokens"] == 5
         assert frontend.sent["after2"][-1]["generated_tokens"] == 5
-        assert two.helper.process.is_alive() and two.rows == 0
+        assert two.engine.helper.process.is_alive() and two.engine.rows == 0
     finally:
-        two.helper.close()
+        two.engine.helper.close()
 
 
 def test_a_failing_session_store_fails_its_requests_with_a_5xx_or_a_last_error_line(
@@ -251,4 +256,4 @@ def test_a_failing_session_store_fails_its_requests_with_a_5xx_or_a_last_error_l
     assert frontend.statuses["plain"] == 500 and frontend.finished["plain"] == "whole"
     last = json.loads(frontend.sent["streamed"][-1])
     assert last["finish_reason"] == "error" and frontend.finished["streamed"] == "stream"
-    assert len(handler.sessions) == 0 and handler.rows == 0
+    assert len(handler.sessions) == 0 and handler.engine.rows == 0

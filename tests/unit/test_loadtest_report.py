@@ -169,7 +169,7 @@ def test_models_without_traffic_are_left_out_and_empty_counts_give_no_mean():
 
 
 def test_metric_names_match_what_the_handlers_emit():
-    from handlers import base
+    from handlers import torchserve as base
     from handlers.lm import handler as lm_handler
 
     assert metrics.BATCHES == base.METRIC_BATCHES

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.base import FORM_LOST, read_request, request_body
 from handlers.schema import SEND_JSON, RequestError
+from handlers.torchserve import FORM_LOST, read_request, request_body
 
 FORM = "application/x-www-form-urlencoded"
 

@@ -1,16 +1,27 @@
-"""How the LM's answers look on the wire, per API: our own JSON/NDJSON, or OpenAI's JSON and
-Server-Sent Events. The handler decides *when* a job gets a chunk, an answer or an error;
-these classes decide *what* it looks like (and its content type)."""
+"""The LM's two APIs on one engine: which API a job speaks, its request read, and how its
+answers look on the wire.
+
+The path after ``/predictions/lm/1.0/`` (TorchServe's ``url_path`` header) picks the API:
+none for ours (JSON, or NDJSON lines when streaming; handlers/lm/api.py), ``v1/completions``
+and ``v1/models`` for OpenAI's (JSON, or Server-Sent Events; handlers/lm/openai_api.py), and
+the tokenizer's routes (handlers/lm/tokenize_api.py), answered at once beside the decode loop.
+The handler decides *when* a job gets a chunk, an answer or an error; the `Replies` classes
+here decide *what* it looks like (and its content type).
+"""
 
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
-from handlers.continuous import SILENT, Job, Reply
-from handlers.lm import openai_api
+from handlers.continuous import SILENT, Job
+from handlers.lm import openai_api, tokenize_api
+from handlers.lm.api import LMRequest, check_vocabulary, parse_generation
 from handlers.schema import RequestError
+from handlers.torchserve import Reply, read_request
 from models.decode_loop import Update
+from models.tokenizer import Tokenizer
 
 
 def ndjson(payload: dict[str, Any]) -> str:
@@ -140,3 +151,42 @@ class OpenAIReplies(Replies):
         else:
             body = self.ids.answer([job.results[index] for index in range(len(parts))])
         return Reply(body, more=False if job.started else None, content_type=self.content_type)
+
+
+NATIVE = NativeReplies()
+
+
+def refusals(route: str) -> Replies:
+    """How a refusal of a job on ``route`` looks (before its request is read)."""
+    return NATIVE if not route else OpenAIReplies(None, stream=False)
+
+
+def read(
+    route: str, context: Any, index: int, row: dict[str, Any], tokenizer: Tokenizer, model: str
+) -> LMRequest | Reply:
+    """Job ``index``'s generation request, or its whole answer when its route is answered at
+    once (``v1/models``, the tokenizer's); a RequestError if it has neither."""
+    if route not in openai_api.ROUTES and route not in tokenize_api.ROUTES:
+        raise RequestError("url", f"no such route: {route!r}", 404)
+    if route == openai_api.MODELS:
+        return Reply(openai_api.models_body(model), content_type=openai_api.JSON)
+    if route in tokenize_api.ROUTES:
+        if tokenize_api.ROUTES[route] == tokenize_api.INFO:
+            body = tokenize_api.info(tokenizer)
+        else:
+            answer = partial(tokenize_api.answer, route, tokenizer=tokenizer)
+            body = read_request(context, index, row, answer)
+        return Reply(body, content_type=openai_api.JSON)
+    parse = openai_api.parse_completion if route == openai_api.COMPLETIONS else parse_generation
+    request = read_request(context, index, row, parse)
+    for choice in request.choices:
+        check_vocabulary(choice, tokenizer.vocab_size)
+    return request
+
+
+def replies(route: str, rid: str, model: str, request: LMRequest, prompt_tokens: int) -> Replies:
+    """How the answers of an admitted job look."""
+    if route == openai_api.COMPLETIONS:
+        ids = openai_api.CompletionIds.new(rid, model, prompt_tokens)
+        return OpenAIReplies(ids, request.stream)
+    return NATIVE
