@@ -1,8 +1,9 @@
 """Request fields declared once, with their limits; validation that names the offending field.
 
 Each endpoint declares a tuple of `Field`s. The same declaration validates requests, fills in
-defaults and renders the API table in docs/api.md (`python -m handlers.api_docs`), so the docs
-cannot drift from what the server enforces. Nothing here imports TorchServe or torch, so the
+defaults, and renders the field tables in pages under docs/ (`python -m handlers.api_docs`) and
+docs/openapi.json (`python -m handlers.openapi`), so the docs cannot drift from what the server
+enforces. Nothing here imports TorchServe or torch, so the
 parsing can be fuzzed quickly and reused by another server.
 """
 
@@ -119,7 +120,7 @@ def decode_body(raw: Any) -> Any:
     TorchServe decodes ``application/json`` and ``text/*`` bodies itself but forwards raw bytes
     when that fails or for other content types, so bytes are decoded here: UTF-8 first, then
     JSON if the body looks like JSON (whatever its content type said: ``text/plain`` too),
-    else plain text. Form fields (curl's default type) are read by ``handlers.base``.
+    else plain text. Form fields (curl's default type) are read by ``handlers.torchserve``.
     """
     if raw is None or (isinstance(raw, (bytes, bytearray, str)) and len(raw) == 0):
         raise RequestError("body", "is empty")

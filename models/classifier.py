@@ -35,19 +35,21 @@ MAX_TOKENS = 512
 
 @dataclass
 class ClassifierConfig:
-    """Hyper-parameters of `RecurrentClassifier`; stored as the artifact's ``model`` config."""
+    """Hyper-parameters of `RecurrentClassifier`; stored as the artifact's ``model`` config.
+    Its defaults are the served model's and their one home: training.train_sentiment's
+    options take theirs from here."""
 
     vocab_size: int
-    embed_dim: int = 128
-    hidden_dim: int = 256
+    embed_dim: int = 50  # GloVe's 50-d rows (the trainer may widen them with teacher vectors)
+    hidden_dim: int = 192
     num_layers: int = 2
     bidirectional: bool = True
-    dropout: float = 0.3  # between recurrent layers and before the output layer
-    embed_dropout: float = 0.2  # on embedding vectors: the model is trained from scratch
+    dropout: float = 0.4  # between recurrent layers and before the output layer
+    embed_dropout: float = 0.2  # on embedding vectors, GloVe rows and learned ones alike
     cell: str = "lstm"
     num_classes: int = 2
     pad_id: int = 0
-    pooling: str = "max_last"
+    pooling: str = "max_mean"
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:

@@ -25,13 +25,15 @@ elements between threads at points that need not be multiples of 32 (per step, o
 at hidden 192), so there exactness is likely but not promised.
 
 Speed: each layer's input projection is one GEMM over all valid tokens for both directions;
-each step is one int8 GEMM per direction on the texts still running and ~15 element-wise ops,
-both directions in one iteration. tanh is avoided (ATen's CPU tanh is several times slower
-than its sigmoid: `python -m timeit -s "import torch; x = torch.randn(16, 768)" "torch.tanh(x)"`,
-then the same with `torch.sigmoid`): tanh(z) = 2*sigmoid(2z) - 1, with the factors of two
-folded exactly into the weights, the cell state kept doubled and the hidden state halved (see
-`_gate_step`). How much faster than the served fp32 model this runs, at what accuracy, is
-measured on SST-2 dev by `python -m benchmarks.classifier_int8`.
+each step is one int8 GEMM per direction on the texts still running and 11 element-wise ops
+(3 quantise the hidden state, 1 adds the recurrent product to the input gates, 7 are the
+cell's in `_gate_step`), both directions in one iteration. tanh is avoided (ATen's CPU tanh
+is several times slower than its sigmoid:
+`python -m timeit -s "import torch; x = torch.randn(16, 768)" "torch.tanh(x)"`, then the same
+with `torch.sigmoid`): tanh(z) = 2*sigmoid(2z) - 1, with the factors of two folded exactly
+into the weights, the cell state kept doubled and the hidden state halved (see `_gate_step`).
+How much faster than the served fp32 model this runs, at what accuracy, is measured on SST-2
+dev by `python -m benchmarks.classifier_int8`.
 """
 
 from __future__ import annotations

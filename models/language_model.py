@@ -23,11 +23,14 @@ State = tuple[torch.Tensor, ...]
 
 @dataclass
 class LMConfig:
+    """The LM's shape, stored as the artifact's ``model`` config. Its defaults are the served
+    model's and their one home: training.train_lm's options take theirs from here."""
+
     vocab_size: int
-    embed_dim: int = 256
+    embed_dim: int = 128
     hidden_dim: int = 512
     num_layers: int = 2
-    dropout: float = 0.2
+    dropout: float = 0.1
     cell: str = "lstm"
     tie_weights: bool = False
 

@@ -60,7 +60,7 @@ STUBS_ENV = "RNN_SERVE_GRPC_STUBS"  # where the generated stubs go (default: run
 DEFAULT_STUBS_DIR = ROOT / "runs" / "grpc-stubs"
 PACKAGE = "torchserve_grpc"  # the generated modules' package: no clash with other inference_pb2
 PROTO = "inference.proto"
-INPUT_NAME = "body"  # what our handlers read (handlers/base.py request_body), as over HTTP
+INPUT_NAME = "body"  # what our handlers read (handlers/torchserve.py request_body), as over HTTP
 
 
 class GrpcError(Exception):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import fields, replace
+from dataclasses import MISSING, fields, replace
 from typing import Any, TypeVar
 
 Options = TypeVar("Options")
@@ -24,6 +24,12 @@ _TYPES = {
     "str": str,
     "str | None": str,
 }
+
+
+def field_defaults(config_class: type[Any]) -> dict[str, Any]:
+    """A dataclass's declared defaults by field name: a trainer's options take a model's
+    hyper-parameter defaults from its config class, their one home."""
+    return {item.name: item.default for item in fields(config_class) if item.default is not MISSING}
 
 
 def config_from(options: Any, config_class: type[Config], **given: Any) -> Config:

@@ -72,6 +72,9 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
+MODEL = cli.field_defaults(LMConfig)  # the model's shape: declared in models/language_model.py
+
+
 @dataclass
 class LMTrainOptions:
     """Everything one run depends on; saved into the artifact's config."""
@@ -80,12 +83,12 @@ class LMTrainOptions:
     out: str = "artifacts/lm"
     seed: int = 1337
     vocab_size: int = 512  # sentencepiece unigram pieces (bytes included); 0: characters
-    embed_dim: int = 128
-    hidden_dim: int = 512
-    num_layers: int = 2
-    dropout: float = 0.1
-    cell: str = "lstm"
-    tie_weights: bool = False
+    embed_dim: int = MODEL["embed_dim"]
+    hidden_dim: int = MODEL["hidden_dim"]
+    num_layers: int = MODEL["num_layers"]
+    dropout: float = MODEL["dropout"]
+    cell: str = MODEL["cell"]
+    tie_weights: bool = MODEL["tie_weights"]
     forget_bias: float = 1.0  # LSTM forget gates start open: gradients flow through time early
     batch_size: int = 32
     bptt: int = 32  # tokens per truncated-BPTT window: short windows, many updates a minute

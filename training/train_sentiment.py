@@ -97,6 +97,9 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
+MODEL = cli.field_defaults(ClassifierConfig)  # the model's shape: declared in models/classifier.py
+
+
 @dataclass
 class TrainOptions:
     """Everything one training run depends on; saved into the artifact's config."""
@@ -108,15 +111,15 @@ class TrainOptions:
     vocab_size: int = 16000  # sentencepiece only
     pretrained: str = "glove"  # glove or none (words only)
     extra_words: int = 20000  # most frequent GloVe words added to the training words
-    embed_dim: int = 50
+    embed_dim: int = MODEL["embed_dim"]
     embed_lr: float = 0.3  # embedding learning rate as a share of lr (pretrained rows move less)
-    hidden_dim: int = 192
-    num_layers: int = 2
-    bidirectional: bool = True
-    cell: str = "lstm"
-    pooling: str = "max_mean"
-    dropout: float = 0.4
-    embed_dropout: float = 0.2
+    hidden_dim: int = MODEL["hidden_dim"]
+    num_layers: int = MODEL["num_layers"]
+    bidirectional: bool = MODEL["bidirectional"]
+    cell: str = MODEL["cell"]
+    pooling: str = MODEL["pooling"]
+    dropout: float = MODEL["dropout"]
+    embed_dropout: float = MODEL["embed_dropout"]
     word_dropout: float = 0.1  # share of training tokens replaced by the (zero) pad embedding
     teacher_source: str = "sst2"  # the sentences the teacher is fine-tuned on
     teacher_epochs: float = 2.0  # 0 trains without a teacher
