@@ -49,7 +49,7 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
         path.append(node)
         for after in sorted(edges.get(node, ())):
             if state.get(after) == 1:
-                found.append(path[path.index(after) :] + [after])
+                found.append([*path[path.index(after) :], after])
             elif after not in state:
                 visit(after)
         path.pop()
