@@ -168,6 +168,7 @@ class Engine:
     def reset(self) -> None:
         """Fresh, empty loops (the helper process restarted): after a failure of either."""
         self.placed.clear()
+        self.ahead_updates = None
         self.loop = self._new_loop()
         if self.helper is not None:
             self._replace_helper()

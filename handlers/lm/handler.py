@@ -51,11 +51,14 @@ METRIC_AHEAD_MS = "DecodeAheadMs"  # stepping between calls: not in HandlerBatch
 
 
 class LMHandler(ContinuousHandler):
+    """Generation requests (ours and OpenAI's) as jobs of the engine's decode loops."""
+
     def load(self, model_dir: str, device: torch.device, options: dict[str, Any]) -> None:
         self.engine = Engine(model_dir, device, options)
         limits = options["sessions"]
         self.sessions = SessionStore(int(limits["capacity"]), float(limits["ttl_seconds"]))
         self.jobs: dict[str, Job] = {}
+        self.updates: dict[Any, Update] = {}  # this call's, by row key
 
     def call(self, ids: list[str], data: list[dict[str, Any]]) -> list[Reply]:
         seconds = self.engine.collect()  # from here on, no step runs beside this call
