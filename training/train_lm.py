@@ -88,8 +88,8 @@ class LMTrainOptions:
     num_layers: int = MODEL["num_layers"]
     dropout: float = MODEL["dropout"]
     cell: str = MODEL["cell"]
-    tie_weights: bool = MODEL["tie_weights"]
     forget_bias: float = 1.0  # LSTM forget gates start open: gradients flow through time early
+    tie_weights: bool = MODEL["tie_weights"]
     batch_size: int = 32
     bptt: int = 32  # tokens per truncated-BPTT window: short windows, many updates a minute
     minutes: float | None = budget.LM_MINUTES  # the budget: wall time of the whole run
