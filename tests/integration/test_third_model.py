@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,10 @@ def test_a_third_model_is_one_folder_and_one_registry_entry(repo: Path) -> None:
         assert layout.stdout.startswith("0 workers 1, threads 1, batchSize 8, maxBatchDelay 5")
     finally:
         stop(repo / "runs" / "server")
+
+
+def test_contributings_worked_example_is_this_tests_entry() -> None:
+    """CONTRIBUTING.md, "A model", shows the entry this test adds, word for word."""
+    shown = textwrap.indent(textwrap.dedent(ENTRY), " " * 5)
+    assert shown in (ROOT / "CONTRIBUTING.md").read_text()
+    assert "tests/integration/test_third_model.py" in (ROOT / "CONTRIBUTING.md").read_text()
