@@ -9,7 +9,8 @@ Everything else about a model is found by convention in its folder, ``handlers/<
 (TorchServe's examples keep one folder per model the same way): ``handler.py`` (the handler
 module, one class), ``api.py`` (its request fields), ``model-config.yaml`` (workers, batching,
 the handler's options, packed into the archive) and ``README.md``. Adding a model is a folder
-and one line here (CONTRIBUTING.md, "A model").
+and one entry here, and nothing else (CONTRIBUTING.md, "A model";
+tests/integration/test_third_model.py does it).
 
 Plain Python with no imports beyond the standard library: the Makefile runs it with the
 system interpreter before the virtualenv exists, and it ships harmlessly inside each archive.
