@@ -97,6 +97,8 @@ def test_the_load_test_scenarios_come_from_the_entries():
     assert SCENARIOS["generation"] == ("GenerateUser", "StreamUser")
     assert SCENARIOS["mixed"] == ("ClassifyUser", "GenerateUser", "StreamUser")
     assert set(SCENARIOS) == {"mixed", *sentiment.load_scenarios, *lm.load_scenarios}
+    names = [name for model in MODELS for name in model.load_scenarios]
+    assert len(names) == len(set(names)) and "mixed" not in names, "one model per scenario name"
     assert sentiment.layout_scenario == "classify" and lm.layout_scenario == "generation"
 
 
