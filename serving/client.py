@@ -235,7 +235,10 @@ def _run(args: argparse.Namespace) -> None:
         connection = Client.from_run_dir(args.run_dir).connection
 
     if args.command == "predict":
-        body = json.loads(args.body) if args.body else registry.get(args.model).examples[0]
+        try:
+            body = json.loads(args.body) if args.body else registry.get(args.model).examples[0]
+        except ValueError as exc:
+            raise ClientError(0, f"the body is not JSON: {exc}") from exc
         print(json.dumps(Client(connection).predict(args.model, body), indent=2))
         return
     if args.command == "classify":
