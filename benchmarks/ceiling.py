@@ -15,11 +15,11 @@ import torch
 
 
 def _classify_loop(args: tuple[str, list[str], int, int, float, str | None]) -> tuple[int, float]:
-    from models.classifier import SentimentPredictor
+    from models.classifier_predictor import ClassifierPredictor
 
     artifact, texts, batch_size, threads, seconds, quantize = args
     torch.set_num_threads(threads)
-    predictor = SentimentPredictor.from_artifact(artifact, quantize=quantize)
+    predictor = ClassifierPredictor.from_artifact(artifact, quantize=quantize)
     batches = [texts[i : i + batch_size] for i in range(0, len(texts) - batch_size + 1, batch_size)]
     predictor.predict(batches[0])  # warm-up
     done, started = 0, time.perf_counter()

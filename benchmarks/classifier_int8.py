@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from models.classifier import SentimentPredictor
+from models.classifier_predictor import ClassifierPredictor
 from models.int8_classifier import Int8Classifier
 from training.archive import unpack_archive
 from training.data import load_sentiment
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as scratch:
-        predictor = SentimentPredictor.from_artifact(artifact_folder(args.artifact, Path(scratch)))
+        predictor = ClassifierPredictor.from_artifact(artifact_folder(args.artifact, Path(scratch)))
     dev = load_sentiment(args.data)["dev"]
     texts, labels = list(dev["sentence"]), torch.tensor(dev["label"])
     size = args.batch

@@ -57,7 +57,7 @@ from benchmarks.results import (
 )
 from benchmarks.streams import follow_up_first_chunks, single_stream_latency
 from loadtest import report
-from models.classifier import SentimentPredictor
+from models.classifier_predictor import ClassifierPredictor
 from models.generation import Generator
 from serving.connection import Connection
 from serving.lifecycle import missing_archives, missing_archives_message
@@ -103,7 +103,7 @@ def classifier_dev_accuracy(artifact: Path, texts: list, labels: list, table: Ta
     """fp32 and int8 on SST-2 dev: quantizing must not cost accuracy."""
     for quantize in (None, "int8"):
         torch.set_num_threads(2)
-        predictor = SentimentPredictor.from_artifact(artifact, quantize=quantize)
+        predictor = ClassifierPredictor.from_artifact(artifact, quantize=quantize)
         predicted = [p["label"] for p in predictor.predict(texts)]
         correct = sum(p == predictor.labels[y] for p, y in zip(predicted, labels, strict=True))
         table.add(

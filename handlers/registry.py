@@ -1,5 +1,6 @@
 """The served models, one declaration each: the one list that the archive builder, the server,
-the Makefile, the Dockerfile, the API docs and the load tests read.
+the Makefile, the Dockerfile, the API docs, the load test (its users and scenarios), the
+layout search (its candidates and what it counts), the training summary and the client read.
 
     python -m handlers.registry names            # sentiment lm (the Makefile and Dockerfile)
     python -m handlers.registry trainer lm       # training.train_lm
@@ -8,7 +9,8 @@ Everything else about a model is found by convention in its folder, ``handlers/<
 (TorchServe's examples keep one folder per model the same way): ``handler.py`` (the handler
 module, one class), ``api.py`` (its request fields), ``model-config.yaml`` (workers, batching,
 the handler's options, packed into the archive) and ``README.md``. Adding a model is a folder
-and one line here (CONTRIBUTING.md, "A model").
+and one entry here, and nothing else (CONTRIBUTING.md, "A model";
+tests/integration/test_third_model.py does it).
 
 Plain Python with no imports beyond the standard library: the Makefile runs it with the
 system interpreter before the virtualenv exists, and it ships harmlessly inside each archive.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +28,44 @@ HANDLERS_DIR = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
+class Layout:
+    """What `python -m benchmarks.layout --model <name>` tries: the served settings of
+    model-config.yaml (workers, threads, batchSize, maxBatchDelay and the handler ``options``
+    named here), then each of ``changes`` applied to them, under the load of ``scenario``
+    (default: the model's first scenario), counting ``throughput`` per second."""
+
+    changes: tuple[dict[str, Any], ...] = ({}, {"batchSize": 1})  # {}: as served
+    options: tuple[str, ...] = ()  # handler options shown and varied beside the frontend's
+    scenario: str | None = None
+    throughput: str = "requests"  # or "tokens" (generated tokens per second)
+
+
+@dataclass(frozen=True)
 class ServedModel:
     """One model the service serves. ``name`` is its URL (``/predictions/<name>``), its
-    archive (``<name>.mar``), its artifact folder (``artifacts/<name>``) and its folder here."""
+    archive (``<name>.mar``), its artifact folder (``artifacts/<name>``) and its folder here.
+
+    Everything a tool needs of a model is declared here, with defaults that suit a model
+    answering one JSON request with one JSON object: the load test sends it ``examples``
+    through a generic Locust user unless ``load_users`` names its own classes."""
 
     name: str
     trainer: str  # module run as ``python -m <trainer> --profile P --out artifacts/<name>``
-    load_users: tuple[str, ...]  # Locust user classes in loadtest/locustfile.py that call it
+    # Locust user classes in loadtest/locustfile.py that call it; none: the locustfile makes
+    # `<Name>User`, which posts ``examples`` and counts a 200 without ``answer_key`` failed.
+    load_users: tuple[str, ...] = ()
     apis: tuple[str, ...] = ("api",)  # modules in its folder whose ENDPOINTS it serves
+    # `make loadtest SCENARIO=<key>`: the user classes each scenario runs (default: one
+    # scenario named after the model, with all its users) ...
+    scenarios: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # ... and those of its users that join the "mixed" scenario (default: all of them).
+    mixed: tuple[str, ...] | None = None
+    examples: tuple[dict[str, Any], ...] = ()  # request bodies (generic user, client docs)
+    answer_key: str = ""
+    layout: Layout = Layout()
+    # `make models`' line for it: pieces formatted with its metrics.json (plus ``minutes``,
+    # from ``seconds``); a piece naming a figure the file lacks is left out.
+    summary: tuple[str, ...] = ("trained in {minutes:.1f} min",)
 
     @property
     def folder(self) -> Path:
@@ -47,6 +79,23 @@ class ServedModel:
     def config(self) -> Path:
         return self.folder / "model-config.yaml"
 
+    @property
+    def users(self) -> tuple[str, ...]:
+        """Its Locust user classes: its own, or the generic one the locustfile makes."""
+        return self.load_users or (generic_user(self.name),)
+
+    @property
+    def load_scenarios(self) -> dict[str, tuple[str, ...]]:
+        return self.scenarios or {self.name: self.users}
+
+    @property
+    def mixed_users(self) -> tuple[str, ...]:
+        return self.users if self.mixed is None else self.mixed
+
+    @property
+    def layout_scenario(self) -> str:
+        return self.layout.scenario or next(iter(self.load_scenarios))
+
     def endpoints(self) -> list[Any]:
         """Its documented routes (`handlers.schema.Endpoint`), imported only when asked: the
         api modules need the models package, the rest of this file needs nothing."""
@@ -54,13 +103,69 @@ class ServedModel:
         return [endpoint for module in modules for endpoint in module.ENDPOINTS]
 
 
+def generic_user(name: str) -> str:
+    """The class name of the generic Locust user of model ``name``: ``topic`` -> TopicUser."""
+    return "".join(part.capitalize() for part in name.replace("-", "_").split("_")) + "User"
+
+
 MODELS: tuple[ServedModel, ...] = (
-    ServedModel("sentiment", "training.train_sentiment", ("ClassifyUser",)),
+    ServedModel(
+        "sentiment",
+        "training.train_sentiment",
+        ("ClassifyUser",),
+        scenarios={"classify": ("ClassifyUser",)},
+        examples=({"text": "a gripping , funny movie"},),
+        answer_key="label",
+        layout=Layout(
+            changes=(
+                {},
+                {"workers": 3},
+                {"workers": 1},
+                {"batchSize": 32},
+                {"batchSize": 8, "maxBatchDelay": 2},
+                {"maxBatchDelay": 1},
+            )
+        ),
+        summary=(
+            "dev accuracy {dev_accuracy:.1%}",
+            " (its teacher: {teacher_dev_accuracy:.1%})",
+            ", trained in {minutes:.1f} min",
+        ),
+    ),
     ServedModel(
         "lm",
         "training.train_lm",
         ("GenerateUser", "StreamUser", "ConversationUser"),
         apis=("api", "openai_api", "tokenize_api"),
+        scenarios={
+            "generate": ("GenerateUser",),
+            "stream": ("StreamUser",),
+            "generation": ("GenerateUser", "StreamUser"),  # half of the users stream
+            "conversation": ("ConversationUser",),
+        },
+        mixed=("GenerateUser", "StreamUser"),
+        examples=({"prompt": "ROMEO:\n", "max_new_tokens": 32, "seed": 1},),
+        answer_key="finish_reason",
+        # Continuous batching: one worker (see handlers/lm/model-config.yaml); what is left to
+        # choose is decoding ahead during the Java round trip or not, how many tokens per
+        # handler call, a helper decode process or not and how many rows decode together.
+        layout=Layout(
+            changes=(
+                {"step_ahead": False},
+                {},
+                {"tokens_per_call": 8},
+                {"tokens_per_call": 32},
+                {"decode_processes": 1},
+                {"batchSize": 96},
+            ),
+            options=("tokens_per_call", "decode_processes", "step_ahead"),
+            scenario="generation",
+            throughput="tokens",
+        ),
+        summary=(
+            "validation {val_nats_per_char:.4f} nats/char",
+            ", trained in {train_minutes:.1f} min ({steps} steps)",
+        ),
     ),
 )
 

@@ -28,7 +28,7 @@ import torch
 from lesson.plots import plot_confusion, plot_sentiment_gates, plot_sine_gates
 from lesson.study import NOISE, SineRegressor, fit, mse, sine_windows
 from models.artifact import CONFIG_FILE
-from models.classifier import SentimentPredictor
+from models.classifier_predictor import ClassifierPredictor
 from models.gates import explain_sentiment, lstm_gate_trace
 from training.data import load_sentiment
 
@@ -54,7 +54,7 @@ def slug(text: str, limit: int = 40) -> str:
 
 
 def command_gates(args: argparse.Namespace) -> list[Path]:
-    predictor = SentimentPredictor.from_artifact(args.artifact)
+    predictor = ClassifierPredictor.from_artifact(args.artifact)
     explanation = explain_sentiment(predictor, args.text, layer=args.layer, per_unit=True)
     probabilities = predictor.predict([args.text])[0]
     stem = args.out / f"sentiment_layer{args.layer}_{slug(args.text)}"
@@ -139,7 +139,7 @@ def command_sine_gates(args: argparse.Namespace) -> list[Path]:
 # ---- embedding norms (lesson exercise 3.5) --------------------------------------------------
 
 
-def embedding_norms(predictor: SentimentPredictor, top: int) -> dict[str, Any]:
+def embedding_norms(predictor: ClassifierPredictor, top: int) -> dict[str, Any]:
     """The ``top`` tokens whose embedding vectors are longest, with the vocabulary's median
     norm for scale: tokens the training pushed hardest tend to carry sentiment."""
     weight = predictor.model.embedding.weight.detach().float().cpu()
@@ -175,7 +175,7 @@ def embeddings_markdown(result: dict[str, Any]) -> str:
 
 
 def command_embeddings(args: argparse.Namespace) -> list[Path]:
-    result = embedding_norms(SentimentPredictor.from_artifact(args.artifact), args.top)
+    result = embedding_norms(ClassifierPredictor.from_artifact(args.artifact), args.top)
     table, data = args.out / "embedding_norms.md", args.out / "embedding_norms.json"
     table.write_text(embeddings_markdown(result))
     write_json(data, result)
@@ -197,7 +197,7 @@ def artifact_source(artifact: Path) -> str | None:
 
 
 def confusion_matrix(
-    predictor: SentimentPredictor, texts: list[str], labels: list[int], batch_size: int = 256
+    predictor: ClassifierPredictor, texts: list[str], labels: list[int], batch_size: int = 256
 ) -> np.ndarray:
     """Counts [true, predicted] over ``texts``, predicted exactly as the server would."""
     classes = len(predictor.labels)
@@ -255,7 +255,7 @@ def confusion_markdown(report: dict[str, Any]) -> str:
 def command_confusion(args: argparse.Namespace) -> list[Path]:
     source = args.source or artifact_source(args.artifact) or DEFAULT_SOURCE
     dev = load_sentiment(source)["dev"]
-    predictor = SentimentPredictor.from_artifact(args.artifact)
+    predictor = ClassifierPredictor.from_artifact(args.artifact)
     matrix = confusion_matrix(predictor, list(dev["sentence"]), list(dev["label"]))
     report = confusion_report(matrix, predictor.labels, source)
     paths = [args.out / f"confusion.{ext}" for ext in ("md", "json", "png")]

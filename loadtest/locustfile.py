@@ -1,4 +1,5 @@
-"""Locust users for rnn-serve: sentiment requests, generation, and streamed generation.
+"""Locust users for rnn-serve: sentiment requests, generation, and streamed generation, and a
+generic user for each model whose registry entry names no users of its own.
 
     make loadtest USERS=32 DURATION=60s SCENARIO=mixed        # the usual way (loadtest/run.py)
     .venv/bin/locust -f loadtest/locustfile.py --headless -u 8 -r 4 -t 30s \
@@ -12,8 +13,9 @@ server sees realistic lengths: SST-2 dev sentences and Tiny Shakespeare validati
 Environment (all optional):
     LOADTEST_RUN_DIR          server run folder holding key_file.json / server.json
     LOADTEST_WEIGHTS          relative user counts, default
-                              "classify=3,generate=1,stream=1,converse=1" (a kind counts only
-                              when its class is run: loadtest/run.py's scenarios)
+                              "classify=3,generate=1,stream=1,converse=1" and 1 for each
+                              generic user, by its model's name (a kind counts only when its
+                              class is run: loadtest/run.py's scenarios)
     LOADTEST_MAX_WAIT         think time of a user between requests, uniform 0..this (s), 1.0
     LOADTEST_MAX_NEW_TOKENS   lengths generation requests pick from, default "16,64,128"
     LOADTEST_FAILURE_LOG      a file to append one JSON line per failed request to (chaos runs)
@@ -39,13 +41,16 @@ from locust import FastHttpUser, User, between, events, task
 from locust.env import Environment
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
+from handlers import registry
 from loadtest.payloads import conversation_turns, generation_payload, prompts, sentences
 from loadtest.report import CUT, FINAL_FAILURES, FINAL_STATS, FIRST_CHUNK
 from serving.client import STREAM_IDLE_S, ClientError, generate_stream
 from serving.connection import Connection
 from serving.server_config import DEFAULT_RUN_DIR
 
+GENERIC = [model for model in registry.MODELS if not model.load_users]
 WEIGHTS = {"classify": 3, "generate": 1, "stream": 1, "converse": 1}
+WEIGHTS.update({model.name: 1 for model in GENERIC})
 # Longer than TorchServe's 120 s response timeout: the server decides (a chaos run shortens it).
 TIMEOUT_S = float(os.environ.get("LOADTEST_TIMEOUT", "130"))
 # Requests still running when the run's stop timeout ran out, by entry name: Locust kills
@@ -93,7 +98,8 @@ class ServiceUser(FastHttpUser):
         self.rng = random.Random()
 
     def post_json(self, model: str, payload: dict[str, Any], expect: str) -> None:
-        """POST and count a 200 whose JSON lacks ``expect`` as a failure too."""
+        """POST and count a 200 whose JSON lacks ``expect`` (or, with ``expect`` empty, that
+        is no JSON) as a failure too."""
         with (
             counted_if_cut(f"POST /predictions/{model}"),
             self.client.post(
@@ -111,8 +117,8 @@ class ServiceUser(FastHttpUser):
                     body = json.loads(reply.content)
                 except ValueError:
                     body = None
-                if not isinstance(body, dict) or expect not in body:
-                    reply.failure(f"200 without {expect!r}: {reply.text[:200]!r}")
+                if body is None or (expect and (not isinstance(body, dict) or expect not in body)):
+                    reply.failure(f"200 without {expect or 'JSON'!r}: {reply.text[:200]!r}")
 
 
 class ClassifyUser(ServiceUser):
@@ -123,6 +129,35 @@ class ClassifyUser(ServiceUser):
     @task
     def classify(self) -> None:
         self.post_json("sentiment", {"text": self.rng.choice(sentences())}, expect="label")
+
+
+class ExampleUser(ServiceUser):
+    """A model's generic user: its registry entry's example requests, one at random each time.
+    `make_example_users` makes one subclass per model that names no users of its own."""
+
+    abstract = True
+    model: registry.ServedModel
+
+    @task
+    def predict(self) -> None:
+        payload = self.rng.choice(self.model.examples)
+        self.post_json(self.model.name, payload, expect=self.model.answer_key)
+
+
+def make_example_users() -> dict[str, type[ExampleUser]]:
+    """`<Name>User` for each generic model, weighted by ``LOADTEST_WEIGHTS``' ``<name>=N``."""
+    weights = env_weights()
+    return {
+        registry.generic_user(model.name): type(
+            registry.generic_user(model.name),
+            (ExampleUser,),
+            {"model": model, "weight": weights[model.name], "__module__": __name__},
+        )
+        for model in GENERIC
+    }
+
+
+globals().update(make_example_users())  # Locust finds user classes among the module's names
 
 
 class GenerateUser(ServiceUser):

@@ -37,15 +37,12 @@ from serving.server_config import (
 )
 
 LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
+# Each model's scenarios as its registry entry declares them, and "mixed": every model at once.
 SCENARIOS = {
-    "classify": ("ClassifyUser",),
-    "generate": ("GenerateUser",),
-    "stream": ("StreamUser",),
-    "generation": ("GenerateUser", "StreamUser"),
-    "conversation": ("ConversationUser",),
-    "mixed": ("ClassifyUser", "GenerateUser", "StreamUser"),
+    **{name: users for model in registry.MODELS for name, users in model.load_scenarios.items()},
+    "mixed": tuple(user for model in registry.MODELS for user in model.mixed_users),
 }
-MODEL_OF = {user: model.name for model in registry.MODELS for user in model.load_users}
+MODEL_OF = {user: model.name for model in registry.MODELS for user in model.users}
 # At the end of the run time, running requests get this long before Locust cuts them: the run
 # ends within its duration plus about this, whatever the server does (a stream TorchServe
 # never closes included: docs/faults.md). The report counts what was cut.

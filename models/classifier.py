@@ -1,6 +1,5 @@
-"""The recurrent sentiment classifier and the predictor that serves it (pure torch, no TorchServe).
-
-    python -m models.classifier artifacts/sentiment "a gripping , funny movie" "dull and lifeless"
+"""The recurrent text classifier (pure torch, no TorchServe); the predictor that serves it is
+`models.classifier_predictor`, which also builds its int8 twin (`models.int8_classifier`).
 
 Variable-length batches are packed (``pack_padded_sequence``) and pooling masks padded steps,
 so a text gets the same answer alone or in any batch: the handler batches requests from
@@ -9,17 +8,12 @@ different users together, and a user must not be able to tell who else was in th
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-
-from models.artifact import load_artifact
-from models.tokenizer import Tokenizer
 
 LABELS = ("negative", "positive")
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -125,102 +119,3 @@ def pad_batch(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.T
     for i, row in enumerate(rows):
         ids[i, : len(row)] = torch.tensor(row, dtype=torch.int64)
     return ids, lengths
-
-
-class SentimentPredictor:
-    """Texts in, labels and probabilities out; one forward pass per call of `predict`."""
-
-    def __init__(
-        self,
-        model: nn.Module,
-        tokenizer: Tokenizer,
-        config: ClassifierConfig | None = None,
-        device: str | torch.device = "cpu",
-        labels: tuple[str, ...] = LABELS,
-        max_tokens: int | None = MAX_TOKENS,
-    ) -> None:
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        # What gate inspection reads (embedding, rnn): the fp32 model behind an int8 one.
-        self.float_model = getattr(model, "float_model", self.model)
-        self.config = config if config is not None else model.config
-        self.tokenizer = tokenizer
-        self.labels = tuple(labels)
-        self.max_tokens = max_tokens
-
-    @classmethod
-    def from_artifact(
-        cls,
-        directory: str | Path,
-        device: str | torch.device = "cpu",
-        quantize: str | None = None,
-        max_tokens: int | None = MAX_TOKENS,
-    ) -> SentimentPredictor:
-        """Load an artifact folder; ``quantize="int8"`` serves `Int8Classifier` (CPU, LSTM only):
-        int8 products with per-row scales, so answers stay independent of the batch (bit for
-        bit on one thread; see models/int8_classifier.py). ``quantize_dynamic`` was dropped
-        for this: its per-tensor activation scale let batch mates move a text's probabilities
-        (SST-2 dev, batches of 16 vs one by one: up to 0.04, 3 of 872 labels flipped).
-        """
-        artifact = load_artifact(directory)
-        if artifact.kind != "sentiment":
-            raise ValueError(f"{directory} holds a {artifact.kind!r} model, not 'sentiment'")
-        config = ClassifierConfig(**artifact.model)
-        model = RecurrentClassifier(config)
-        model.load_state_dict(artifact.state_dict)
-        model.eval()
-        device = torch.device(device)
-        if quantize not in (None, "", "none"):
-            if quantize != "int8":
-                raise ValueError(f"quantize must be 'int8' or None, not {quantize!r}")
-            if device.type != "cpu":
-                raise ValueError("the int8 classifier runs on CPU only")
-            from models.int8_classifier import Int8Classifier  # it imports this module
-
-            model = Int8Classifier(model)
-        labels = tuple(artifact.extra.get("labels", LABELS))
-        return cls(model, artifact.tokenizer, config, device, labels, max_tokens)
-
-    def encode(
-        self, texts: list[str], max_tokens: int | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Right-padded ids [B, T] on the predictor's device and lengths [B] on the CPU.
-
-        A text with no tokens (empty, or only spaces) becomes a single pad token, whose
-        embedding is zero: the model then answers from its biases alone, the same "no
-        evidence" answer for every such text, instead of failing on a zero-length sequence.
-        Only the first ``max_tokens`` tokens (default: the predictor's) of a text are read.
-        """
-        limit = max_tokens if max_tokens is not None else self.max_tokens
-        rows = [row[:limit] if limit else row for row in self.tokenizer.encode_batch(texts)]
-        ids, lengths = pad_batch(rows, self.config.pad_id)
-        return ids.to(self.device), lengths
-
-    @torch.inference_mode()
-    def predict_logits(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Raw logits [B, C] (float32, CPU) for encoded input; benchmarks time this alone."""
-        return self.model(ids.to(self.device), lengths).float().cpu()
-
-    @torch.inference_mode()
-    def predict(self, texts: list[str]) -> list[dict[str, Any]]:
-        """One answer per text: {"label", "score" (its probability), "probabilities"}."""
-        if not texts:
-            return []
-        probabilities = torch.softmax(self.predict_logits(*self.encode(texts)), dim=-1)
-        answers = []
-        for row in probabilities.tolist():
-            best = max(range(len(row)), key=row.__getitem__)
-            answers.append(
-                {
-                    "label": self.labels[best],
-                    "score": row[best],
-                    "probabilities": dict(zip(self.labels, row, strict=True)),
-                }
-            )
-        return answers
-
-
-if __name__ == "__main__":
-    predictor = SentimentPredictor.from_artifact(sys.argv[1])
-    for text, answer in zip(sys.argv[2:], predictor.predict(sys.argv[2:]), strict=True):
-        print(f"{answer['label']:>8} {answer['score']:.3f}  {text}")

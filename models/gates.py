@@ -66,10 +66,11 @@ def explain_sentiment(
 ) -> dict[str, Any]:
     """Per-token pieces and gate activations of the classifier's recurrent ``layer``.
 
-    ``predictor`` is a `models.classifier.SentimentPredictor` (anything with ``.model`` holding
-    ``.embedding`` and ``.rnn``, ``.tokenizer.id_to_piece`` and ``.encode``); the text is
-    tokenized exactly as for prediction. Each token gets, per direction, the mean of every gate
-    over the layer's units (or, with ``per_unit``, one value per unit), rounded to ``decimals``.
+    ``predictor`` is a `models.classifier_predictor.ClassifierPredictor` (anything with
+    ``.model`` holding ``.embedding`` and ``.rnn``, ``.tokenizer.id_to_piece`` and ``.encode``);
+    the text is tokenized exactly as for prediction. Each token gets, per direction, the mean of
+    every gate over the layer's units (or, with ``per_unit``, one value per unit), rounded to
+    ``decimals``.
     An int8 predictor is explained with its fp32 weights, so its gates can differ from its
     int8 computation in the second or third decimal.
     """

@@ -10,11 +10,14 @@ command line prints them as one line.
     chat = client.conversation(max_new_tokens=60)   # a server-side session
     chat.say("ROMEO:"); chat.say("\nJULIET:"); chat.end()
     client.score("To be, or not to be")["nats_per_char"]   # log-likelihood (docs/scoring.md)
+    client.predict("sentiment", {"texts": ["fine", "dull"]})   # any served model, any body
 
 python -m serving.client classify "a gripping , funny movie"
 python -m serving.client generate "ROMEO:" --temperature 0.8 --max-new-tokens 200 --stream
 python -m serving.client generate "ROMEO:" --session new          # prints the session's id
 python -m serving.client generate $'\nJULIET:' --session <id>     # continues it
+python -m serving.client predict sentiment '{"text": "fine"}'    # any model (handlers/registry.py)
+python -m serving.client predict lm                               # its registry example request
 python -m serving.client --url http://host:8080 --key KEY classify "fine"   # any server
 """
 
@@ -29,6 +32,7 @@ from typing import Any
 
 import requests
 
+from handlers import registry
 from serving.connection import Connection
 from serving.server_config import DEFAULT_RUN_DIR, ServerError
 
@@ -71,7 +75,11 @@ class Client:
         payload: dict[str, Any] = {"texts": text} if isinstance(text, list) else {"text": text}
         if explain:
             payload["explain"] = True
-        return _post(self.connection, "sentiment", payload, self.timeout).json()
+        return self.predict("sentiment", payload)
+
+    def predict(self, model: str, payload: Any) -> Any:
+        """``payload`` as JSON to ``/predictions/<model>``: the answer of any served model."""
+        return _post(self.connection, model, payload, self.timeout).json()
 
     def generate(self, prompt: str, **params: Any) -> dict[str, Any]:
         return generate(self.connection, {**params, "prompt": prompt}, self.timeout)
@@ -210,6 +218,9 @@ def main() -> None:
     gen.add_argument("--stream", action="store_true")
     gen.add_argument("--session", help='"new" opens a session; an id continues one')
     gen.add_argument("--end-session", action="store_true", help="forget the session afterwards")
+    any_model = commands.add_parser("predict", help="one JSON request to any served model")
+    any_model.add_argument("model", choices=registry.names())
+    any_model.add_argument("body", nargs="?", help="JSON (default: its registry example)")
     args = parser.parse_args()
     try:
         _run(args)
@@ -223,6 +234,13 @@ def _run(args: argparse.Namespace) -> None:
     else:
         connection = Client.from_run_dir(args.run_dir).connection
 
+    if args.command == "predict":
+        try:
+            body = json.loads(args.body) if args.body else registry.get(args.model).examples[0]
+        except ValueError as exc:
+            raise ClientError(0, f"the body is not JSON: {exc}") from exc
+        print(json.dumps(Client(connection).predict(args.model, body), indent=2))
+        return
     if args.command == "classify":
         texts = args.texts if len(args.texts) > 1 else args.texts[0]
         print(json.dumps(classify(connection, texts), indent=2))

@@ -1,4 +1,5 @@
-"""One line per trained model: the quality it reached and what it cost (read from metrics.json).
+"""One line per trained model: the quality it reached and what it cost (read from metrics.json),
+in the words its registry entry declares (`handlers.registry.ServedModel.summary`).
 
 python -m training.summary            # what `make models` prints at the end
 """
@@ -8,20 +9,31 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from string import Formatter
+from typing import Any
+
+from handlers import registry
+
+# A trained folder that no served model names (an old run, a renamed model): its cost alone.
+UNKNOWN_MODEL = ("trained in {minutes:.1f} min",)
 
 
-def describe(name: str, metrics: dict) -> str:
-    if "dev_accuracy" in metrics:
-        teacher = metrics.get("teacher_dev_accuracy")
-        extra = f" (its teacher: {teacher:.1%})" if teacher is not None else ""
-        return (
-            f"{name}: dev accuracy {metrics['dev_accuracy']:.1%}{extra}, "
-            f"trained in {metrics['seconds'] / 60:.1f} min"
-        )
-    return (
-        f"{name}: validation {metrics['val_nats_per_char']:.4f} nats/char, "
-        f"trained in {metrics['train_minutes']:.1f} min ({metrics['steps']} steps)"
-    )
+def describe(name: str, metrics: dict[str, Any]) -> str:
+    """``name: <pieces>``: each summary piece whose figures metrics.json holds, in order."""
+    try:
+        pieces = registry.get(name).summary
+    except KeyError:
+        pieces = UNKNOWN_MODEL
+    figures = dict(metrics)
+    if "seconds" in figures:
+        figures.setdefault("minutes", figures["seconds"] / 60)
+    kept = [piece for piece in pieces if set(_fields(piece)) <= set(figures)]
+    text = "".join(piece.format(**figures) for piece in kept).lstrip(", ")
+    return f"{name}: {text or 'no figures in its metrics.json'}"
+
+
+def _fields(piece: str) -> list[str]:
+    return [field for _, field, _, _ in Formatter().parse(piece) if field]
 
 
 def main(folder: str = "artifacts") -> None:

@@ -13,13 +13,13 @@ import torch
 
 from handlers.base import BatchHandler
 from handlers.sentiment.api import SentimentRequest, parse_sentiment
-from models.classifier import SentimentPredictor
+from models.classifier_predictor import ClassifierPredictor
 
 
 class SentimentHandler(BatchHandler):
     def load(self, model_dir: str, device: torch.device, options: dict[str, Any]) -> None:
         quantize = options.get("quantize") if device.type == "cpu" else None
-        self.predictor = SentimentPredictor.from_artifact(
+        self.predictor = ClassifierPredictor.from_artifact(
             model_dir, device=device, quantize=quantize
         )
 

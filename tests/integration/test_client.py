@@ -53,6 +53,22 @@ def test_a_conversation_keeps_its_session_until_it_ends(client):
     assert error.value.status == 404 and error.value.field == "session"
 
 
+def test_predict_sends_any_body_to_any_model(server, client):
+    """The generic call, and its command line with a body or with the registry's example."""
+    assert client.predict("sentiment", {"texts": ["fine"]}) == [direct(server, "fine")]
+    base = [sys.executable, "-m", "serving.client", "--run-dir", str(server.run_dir), "predict"]
+    given = subprocess.run(
+        [*base, "sentiment", '{"text": "fine"}'],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert json.loads(given.stdout) == direct(server, "fine"), given.stderr
+    example = subprocess.run([*base, "lm"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert json.loads(example.stdout)["finish_reason"], example.stderr
+
+
 def test_errors_are_exceptions_naming_the_field(client):
     with pytest.raises(ClientError) as error:
         client.generate("ROMEO:", max_new_tokens=0)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from models.classifier import SentimentPredictor
+from models.classifier_predictor import ClassifierPredictor
 from playground import control as playground_control
 from serving.client import Client
 from serving.lifecycle import alive, server_pid, stop
@@ -74,7 +74,7 @@ def check_models_serve_status_stop(settings: dict[str, str], tmp_path, inference
         assert client.connection.inference_url.endswith(f":{inference}")
         text = "a gripping , funny movie"
         store = tmp_path / "store" / "sentiment.mar"
-        local = SentimentPredictor.from_artifact(
+        local = ClassifierPredictor.from_artifact(
             unpack_archive(store, tmp_path / "unpacked"), quantize=packed_quantize(store)
         )
         assert client.classify(text)["label"] == local.predict([text])[0]["label"]

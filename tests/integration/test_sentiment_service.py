@@ -10,7 +10,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from models.classifier import SentimentPredictor
+from models.classifier_predictor import ClassifierPredictor
 from training.archive import packed_quantize, unpack_archive
 from training.data import load_sentiment
 
@@ -23,12 +23,12 @@ def dev_sentences() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def local_predictor(tiny_model_store: Path, tmp_path_factory) -> SentimentPredictor:
+def local_predictor(tiny_model_store: Path, tmp_path_factory) -> ClassifierPredictor:
     """The archived model loaded in-process with the settings packed beside it (int8 or not):
     the one-by-one reference for served answers."""
     archive = tiny_model_store / "sentiment.mar"
     folder = unpack_archive(archive, tmp_path_factory.mktemp("unpacked"))
-    return SentimentPredictor.from_artifact(folder, quantize=packed_quantize(archive))
+    return ClassifierPredictor.from_artifact(folder, quantize=packed_quantize(archive))
 
 
 def handler_counter(server, name: str) -> float:

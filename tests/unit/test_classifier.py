@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import random
 from pathlib import Path
 
@@ -13,8 +14,8 @@ from models.classifier import (
     POOLINGS,
     ClassifierConfig,
     RecurrentClassifier,
-    SentimentPredictor,
 )
+from models.classifier_predictor import ClassifierPredictor
 from models.int8_classifier import Int8Classifier
 from models.tokenizer import Tokenizer
 from training.tokenizer import train_tokenizer
@@ -82,11 +83,11 @@ def tokenizer_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def predictor(tokenizer_file: Path) -> SentimentPredictor:
+def predictor(tokenizer_file: Path) -> ClassifierPredictor:
     tokenizer = Tokenizer(tokenizer_file, lowercase=True)
     torch.manual_seed(0)
     config = ClassifierConfig(vocab_size=tokenizer.vocab_size, embed_dim=8, hidden_dim=12)
-    return SentimentPredictor(RecurrentClassifier(config), tokenizer)
+    return ClassifierPredictor(RecurrentClassifier(config), tokenizer)
 
 
 TEXTS = [
@@ -107,7 +108,7 @@ def test_tokenizer_round_trip_and_lowercasing(tokenizer_file: Path) -> None:
     assert tokenizer.encode("") == []
 
 
-def test_predictions_have_labels_scores_and_probabilities(predictor: SentimentPredictor) -> None:
+def test_predictions_have_labels_scores_and_probabilities(predictor: ClassifierPredictor) -> None:
     answers = predictor.predict(TEXTS)
     assert len(answers) == len(TEXTS)
     for answer in answers:
@@ -119,7 +120,7 @@ def test_predictions_have_labels_scores_and_probabilities(predictor: SentimentPr
     assert predictor.predict([]) == []
 
 
-def test_batch_answers_equal_one_by_one(predictor: SentimentPredictor) -> None:
+def test_batch_answers_equal_one_by_one(predictor: ClassifierPredictor) -> None:
     batched = predictor.predict(TEXTS)
     for text, answer in zip(TEXTS, batched, strict=True):
         alone = predictor.predict([text])[0]
@@ -129,7 +130,7 @@ def test_batch_answers_equal_one_by_one(predictor: SentimentPredictor) -> None:
 
 
 def test_empty_text_is_one_pad_token_and_max_tokens_truncates(
-    predictor: SentimentPredictor,
+    predictor: ClassifierPredictor,
 ) -> None:
     ids, lengths = predictor.encode(["", "good film"])
     assert lengths[0] == 1 and ids[0, 0] == predictor.tokenizer.pad_id
@@ -142,7 +143,7 @@ def test_empty_text_is_one_pad_token_and_max_tokens_truncates(
     assert predictor.encode([long_text])[1][0] > 5
 
 
-def test_artifact_round_trip_and_int8(predictor: SentimentPredictor, tmp_path: Path) -> None:
+def test_artifact_round_trip_and_int8(predictor: ClassifierPredictor, tmp_path: Path) -> None:
     from dataclasses import asdict
 
     save_artifact(
@@ -154,13 +155,58 @@ def test_artifact_round_trip_and_int8(predictor: SentimentPredictor, tmp_path: P
         lowercase=True,
         labels=["negative", "positive"],
     )
-    loaded = SentimentPredictor.from_artifact(tmp_path)
+    loaded = ClassifierPredictor.from_artifact(tmp_path)
     assert loaded.labels == ("negative", "positive")
     for a, b in zip(loaded.predict(TEXTS), predictor.predict(TEXTS), strict=True):
         assert a["probabilities"]["positive"] == pytest.approx(b["probabilities"]["positive"])
 
-    quantized = SentimentPredictor.from_artifact(tmp_path, quantize="int8")
+    quantized = ClassifierPredictor.from_artifact(tmp_path, quantize="int8")
     assert isinstance(quantized.model, Int8Classifier)
     assert len(quantized.predict(TEXTS)) == len(TEXTS)
     with pytest.raises(ValueError, match="int8"):
-        SentimentPredictor.from_artifact(tmp_path, quantize="int4")
+        ClassifierPredictor.from_artifact(tmp_path, quantize="int4")
+
+
+def test_any_classifier_artifact_is_served_with_its_own_labels(tmp_path: Path) -> None:
+    """A third model's classifier (a GRU of another kind, three labels) loads through the same
+    predictor; a language model's artifact is refused by name, not with a TypeError."""
+    from dataclasses import asdict
+
+    from tests.unit.tiny_sentiment import SENTENCES
+
+    tokenizer_file = train_tokenizer(SENTENCES, tmp_path / "tok", vocab_size=40)
+    config = ClassifierConfig(vocab_size=40, embed_dim=4, hidden_dim=6, cell="gru", num_classes=3)
+    labels = ["short", "medium", "long"]
+    save_artifact(
+        tmp_path / "length",
+        kind="length",
+        model_config=asdict(config),
+        state_dict=RecurrentClassifier(config).state_dict(),
+        tokenizer_file=tokenizer_file,
+        labels=labels,
+    )
+    answers = ClassifierPredictor.from_artifact(tmp_path / "length").predict(["a", "a b c d"])
+    assert [set(a["probabilities"]) for a in answers] == [set(labels)] * 2
+    assert all(a["label"] in labels for a in answers)
+
+    lm = {"vocab_size": 40, "embed_dim": 4, "hidden_dim": 6, "tie_weights": False}
+    save_artifact(tmp_path / "lm", "lm", lm, {}, tokenizer_file)
+    with pytest.raises(ValueError, match="holds a 'lm' model, not a classifier"):
+        ClassifierPredictor.from_artifact(tmp_path / "lm")
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    names = [node.names for node in ast.walk(tree) if isinstance(node, ast.Import)]
+    return found | {alias.name for aliases in names for alias in aliases}
+
+
+def test_the_import_graph_runs_one_way_predictor_twin_model() -> None:
+    """No circle: the predictor imports the int8 twin and the model, the twin the model, and
+    the model neither."""
+    models = Path(__file__).resolve().parents[2] / "models"
+    assert imported_modules(models / "classifier.py").isdisjoint(
+        {"models.int8_classifier", "models.classifier_predictor"}
+    )
+    assert "models.classifier_predictor" not in imported_modules(models / "int8_classifier.py")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from models.classifier import SentimentPredictor
+from models.classifier_predictor import ClassifierPredictor
 from models.gates import explain_sentiment, gate_trace, lstm_gate_trace
 from tests.unit.tiny_sentiment import tiny_sentiment_artifact
 
@@ -84,7 +84,7 @@ TEXT = "A gripping , funny movie"
 def test_explanation_has_one_entry_per_token_with_gates_in_unit_interval(
     artifact: Path, layer: int
 ) -> None:
-    predictor = SentimentPredictor.from_artifact(artifact)
+    predictor = ClassifierPredictor.from_artifact(artifact)
     explanation = explain_sentiment(predictor, TEXT, layer=layer)
     ids = predictor.tokenizer.encode(TEXT)
     assert [t["id"] for t in explanation["tokens"]] == ids
@@ -102,7 +102,7 @@ def test_explanation_has_one_entry_per_token_with_gates_in_unit_interval(
 
 def test_explanation_matches_the_served_model(artifact: Path) -> None:
     """The per-unit gates reproduce the model's own first-layer hidden states."""
-    predictor = SentimentPredictor.from_artifact(artifact)
+    predictor = ClassifierPredictor.from_artifact(artifact)
     explanation = explain_sentiment(predictor, TEXT, layer=0, per_unit=True, decimals=8)
     ids = torch.tensor([predictor.tokenizer.encode(TEXT)])
     with torch.no_grad():
@@ -115,14 +115,14 @@ def test_explanation_matches_the_served_model(artifact: Path) -> None:
 
 def test_int8_model_and_gru_model_are_explained(tmp_path: Path) -> None:
     artifact = tiny_sentiment_artifact(tmp_path / "lstm")
-    full = explain_sentiment(SentimentPredictor.from_artifact(artifact), TEXT)
-    small = explain_sentiment(SentimentPredictor.from_artifact(artifact, quantize="int8"), TEXT)
+    full = explain_sentiment(ClassifierPredictor.from_artifact(artifact), TEXT)
+    small = explain_sentiment(ClassifierPredictor.from_artifact(artifact, quantize="int8"), TEXT)
     for a, b in zip(full["tokens"], small["tokens"], strict=True):
         for gate, value in a["forward"].items():
             assert b["forward"][gate] == pytest.approx(value, abs=0.02)
 
     gru = explain_sentiment(
-        SentimentPredictor.from_artifact(tiny_sentiment_artifact(tmp_path / "gru", cell="gru")),
+        ClassifierPredictor.from_artifact(tiny_sentiment_artifact(tmp_path / "gru", cell="gru")),
         TEXT,
         per_unit=True,
     )

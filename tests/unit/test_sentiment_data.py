@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from models.classifier import SentimentPredictor
+from models.classifier_predictor import ClassifierPredictor
 from training.batching import batch_order, equal_length_batches
 from training.data import load_sentiment
 from training.train_sentiment import parse_options, train
@@ -108,7 +108,7 @@ def test_tiny_training_learns_and_writes_a_loadable_artifact(tmp_path: Path) -> 
     config = json.loads((tmp_path / "a" / "config.json").read_text())
     assert config["labels"] == ["negative", "positive"] and config["lowercase"] is True
 
-    predictor = SentimentPredictor.from_artifact(tmp_path / "a")
+    predictor = ClassifierPredictor.from_artifact(tmp_path / "a")
     good, bad = predictor.predict(["The plot was SUPERB", "a dull story"])
     assert (good["label"], bad["label"]) == ("positive", "negative")
 

@@ -10,7 +10,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from models.classifier import SentimentPredictor
+from models.classifier_predictor import ClassifierPredictor
 from tests.unit.test_sentiment_data import train_on_synthetic
 from training.archive import build_archive
 
@@ -22,8 +22,8 @@ LOAD_WITHOUT_TRAINING_PACKAGES = f"""
 import json, sys
 for name in {TRAINING_ONLY!r}:
     sys.modules[name] = None  # importing any of them now fails
-from models.classifier import SentimentPredictor
-answers = SentimentPredictor.from_artifact(sys.argv[1]).predict(json.loads(sys.argv[2]))
+from models.classifier_predictor import ClassifierPredictor
+answers = ClassifierPredictor.from_artifact(sys.argv[1]).predict(json.loads(sys.argv[2]))
 print(json.dumps(answers))
 """
 
@@ -40,7 +40,7 @@ def test_archive_serves_without_vectors_or_teacher(tmp_path: Path) -> None:
     assert not any(n.endswith((".npy", ".parquet", ".safetensors")) for n in names)
     assert mar.stat().st_size < 2_000_000  # 500 extra words x 50 floats, not GloVe's 80 MB
 
-    expected = SentimentPredictor.from_artifact(tmp_path / "a").predict(TEXTS)
+    expected = ClassifierPredictor.from_artifact(tmp_path / "a").predict(TEXTS)
     printed = subprocess.run(
         [
             sys.executable,
