@@ -4,7 +4,7 @@ stream asked for by the page, against the same stream asked for by the Python cl
     python -m benchmarks.playground_cost --model-store model_store --write docs/playground.md
 
 Starts a TorchServe of its own (free ports, token authorization on) and a playground beside it,
-drives the page in the system chromium (Playwright), and reads CPU time from /proc: the
+drives the page in the system chromium (Playwright), and reads CPU time with psutil: the
 server's is TorchServe's frontend plus all its descendants (the workers and their decode
 helpers), measured around each stream; the two ways alternate, with the same seeds. With
 ``--write`` the table replaces what lies between ``<!-- playground:cost -->`` markers.
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.cpu import TICK, descendants, process_ticks
+from benchmarks.cpu import descendants, process_seconds
 from benchmarks.harness import server
 from benchmarks.results import cpu_model
 from handlers.api_docs import replace_marked
@@ -37,7 +37,7 @@ PROMPT = "ROMEO:"
 
 
 def cpu_ms(pids: list[int]) -> float:
-    return sum(process_ticks(pid) for pid in pids) * 1000.0 / TICK
+    return sum(process_seconds(pid) for pid in pids) * 1000.0
 
 
 def server_pids(run_dir: Path) -> list[int]:
@@ -57,12 +57,12 @@ def measured(run_dir: Path, playground_pid: int, stream) -> tuple[float, float, 
     return cpu_ms(pids) - before, cpu_ms([playground_pid]) - page_before, wall
 
 
-def idle_share(pid: int, seconds: float) -> tuple[float, int]:
-    """(percent of one core, ticks) that ``pid`` used over ``seconds`` of nothing to do."""
-    before = process_ticks(pid)
+def idle_share(pid: int, seconds: float) -> tuple[float, float]:
+    """(percent of one core, CPU ms) that ``pid`` used over ``seconds`` of nothing to do."""
+    before = cpu_ms([pid])
     time.sleep(seconds)
-    ticks = process_ticks(pid) - before
-    return 100.0 * ticks / TICK / seconds, ticks
+    used = cpu_ms([pid]) - before
+    return used / 10.0 / seconds, used
 
 
 def client_stream(client: Client, seed: int) -> Callable[[], None]:
@@ -99,7 +99,7 @@ def measure(store: Path, runs: int, idle_seconds: float, about: str) -> str:
             state, _ = control.start(run_dir, free_ports(1)[0])
             try:
                 time.sleep(2.0)
-                idle, ticks = idle_share(state.pid, idle_seconds)
+                idle, idle_ms = idle_share(state.pid, idle_seconds)
                 client = Client.from_run_dir(str(run_dir))
                 with sync_playwright() as playwright:
                     browser = launch(playwright)
@@ -116,10 +116,10 @@ def measure(store: Path, runs: int, idle_seconds: float, about: str) -> str:
                     browser.close()
             finally:
                 control.stop(run_dir)
-    return table(figures, idle, ticks, idle_seconds, runs, about)
+    return table(figures, idle, idle_ms, idle_seconds, runs, about)
 
 
-def table(figures, idle: float, ticks: int, idle_seconds: float, runs: int, about: str) -> str:
+def table(figures, idle: float, idle_ms: float, idle_seconds: float, runs: int, about: str) -> str:
     def mean(way: str, index: int) -> float:
         return statistics.mean(run[index] for run in figures[way])
 
@@ -138,7 +138,7 @@ def table(figures, idle: float, ticks: int, idle_seconds: float, runs: int, abou
         f"| wall time per stream (click to the page's Done), mean | {mean('client', 2):.2f} s | "
         f"{mean('page', 2):.2f} s |",
         f"| playground process idle, {idle_seconds:.0f} s | – | {idle:.2f}% of a core "
-        f"({ticks} ticks of 1/{TICK} s) |",
+        f"({idle_ms:.0f} ms of CPU) |",
     ]
     return "\n".join(lines) + "\n"
 

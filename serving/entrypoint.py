@@ -39,6 +39,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
+import psutil
+
 from serving.connection import KEY_FILE
 from serving.lifecycle import PID_FILE, log_hint, server_pid, start, stop
 from serving.server_config import DEFAULT_MODELS, DEFAULT_RUN_DIR, ServerConfig, ServerError
@@ -125,10 +127,10 @@ def clear_stale_pid_file(run_dir: Path) -> bool:
     if pid is None:
         return False
     try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False  # no /proc to ask: leave the decision to serving.lifecycle
-    if b"org.pytorch.serve" in command:
+        command = psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return False  # not ours to ask: leave the decision to serving.lifecycle
+    if any("org.pytorch.serve" in part for part in command):
         return False
     (Path(run_dir) / "tmp" / PID_FILE).unlink(missing_ok=True)
     return True

@@ -23,6 +23,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import psutil
 import requests
 
 from handlers import drain
@@ -68,14 +69,9 @@ def server_pid(run_dir: Path) -> int | None:
 def alive(pid: int) -> bool:
     """Whether ``pid`` is a running process; a zombie (exited, not yet reaped) is not."""
     try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
-    try:
-        # /proc/<pid>/stat: "pid (comm) state ...", comm may hold spaces or parentheses.
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True  # no /proc here: kill(0) is all we can ask
 
 
 def missing_archives(model_store: Path, models: tuple[str, ...]) -> list[str]:
