@@ -138,18 +138,12 @@ def generate_stream(
     whose worker died open with nothing more to say (docs/faults.md)."""
     idle = min(timeout, STREAM_IDLE_S)
     reply = _post(connection, "lm", {**payload, "stream": True}, (timeout, idle), stream=True)
-    # TorchServe sends streamed chunks without a Content-Type, so requests knows no charset and
-    # would yield bytes; NDJSON is UTF-8.
-    reply.encoding = reply.encoding or "utf-8"
-    buffer = ""
-    for piece in reply.iter_content(chunk_size=None, decode_unicode=True):
-        buffer += piece
-        while "\n" in buffer:
-            line, buffer = buffer.split("\n", 1)
-            if line.strip():
-                yield _checked(json.loads(line))
-    if buffer.strip():
-        yield _checked(json.loads(buffer))
+    # Lines as bytes (NDJSON is UTF-8, which json.loads reads): decoded text would also split
+    # at U+2028 and the like, which a JSON string may hold unescaped. chunk_size=None hands
+    # each chunk over as it arrives instead of waiting for 512 bytes.
+    for line in reply.iter_lines(chunk_size=None):
+        if line.strip():
+            yield _checked(json.loads(line))
 
 
 def _checked(line: dict[str, Any]) -> dict[str, Any]:
