@@ -8,7 +8,6 @@ PNG of the run that docs/benchmarks.md's tables come from to docs/bench.png.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
@@ -18,24 +17,26 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from benchmarks.results import Table, read_tables
+
 PANELS = (("/s", "sentences per second (classification)"), ("tok/s", "tokens per second"))
 _NUMBER = re.compile(r"^([0-9.]+) (tok/s|/s)$")
 
 
-def throughputs(tables: list[dict]) -> dict[str, list[tuple[str, float]]]:
+def throughputs(tables: list[Table]) -> dict[str, list[tuple[str, float]]]:
     """(measure, value) pairs per unit, from the rows whose value is a rate."""
     found: dict[str, list[tuple[str, float]]] = {unit: [] for unit, _ in PANELS}
     for table in tables:
-        for measure, value, _note in table["rows"]:
-            match = _NUMBER.match(value)
+        for row in table.rows:
+            match = _NUMBER.match(row.value)
             if match:
-                found[match.group(2)].append((measure, float(match.group(1))))
+                found[match.group(2)].append((row.measure, float(match.group(1))))
     return found
 
 
 def plot(run: Path) -> Path:
     """Write ``run``/bench.png from ``run``/bench.json; returns its path."""
-    found = throughputs(json.loads((run / "bench.json").read_text()))
+    found = throughputs(read_tables(run))
     panels = [(unit, title) for unit, title in PANELS if found[unit]]
     heights = [max(2.0, 0.45 * len(found[unit]) + 1.0) for unit, _ in panels]
     figure, axes = plt.subplots(
