@@ -24,6 +24,7 @@ from pathlib import Path
 from benchmarks.cpu import descendants, process_seconds
 from benchmarks.harness import server
 from benchmarks.results import cpu_model
+from docsgen.markdown import markdown_table
 from handlers.api_docs import replace_marked
 from playground import control
 from playground.browser import launch, open_playground
@@ -128,19 +129,29 @@ def table(figures, idle: float, idle_ms: float, idle_seconds: float, runs: int, 
         f"({os.cpu_count()} cores), {runs} streams each way, alternating, seeds 1–{runs}, "
         f"{about}:",
         "",
-        "| measure | Python client | page (through the playground) |",
-        "|---|---|---|",
-        f"| server CPU per {TOKENS}-token stream (frontend + workers), mean | "
-        f"{mean('client', 0):.0f} ms | {mean('page', 0):.0f} ms |",
-        f"| the same, lowest run | {min(r[0] for r in figures['client']):.0f} ms | "
-        f"{min(r[0] for r in figures['page']):.0f} ms |",
-        f"| playground process CPU per stream, mean | – | {mean('page', 1):.0f} ms |",
-        f"| wall time per stream (click to the page's Done), mean | {mean('client', 2):.2f} s | "
-        f"{mean('page', 2):.2f} s |",
-        f"| playground process idle, {idle_seconds:.0f} s | – | {idle:.2f}% of a core "
-        f"({idle_ms:.0f} ms of CPU) |",
     ]
-    return "\n".join(lines) + "\n"
+    lowest = {way: min(run[0] for run in figures[way]) for way in figures}
+    rows = [
+        (
+            f"server CPU per {TOKENS}-token stream (frontend + workers), mean",
+            f"{mean('client', 0):.0f} ms",
+            f"{mean('page', 0):.0f} ms",
+        ),
+        ("the same, lowest run", f"{lowest['client']:.0f} ms", f"{lowest['page']:.0f} ms"),
+        ("playground process CPU per stream, mean", "–", f"{mean('page', 1):.0f} ms"),
+        (
+            "wall time per stream (click to the page's Done), mean",
+            f"{mean('client', 2):.2f} s",
+            f"{mean('page', 2):.2f} s",
+        ),
+        (
+            f"playground process idle, {idle_seconds:.0f} s",
+            "–",
+            f"{idle:.2f}% of a core ({idle_ms:.0f} ms of CPU)",
+        ),
+    ]
+    header = ("measure", "Python client", "page (through the playground)")
+    return "\n".join(lines) + "\n" + markdown_table(header, rows)
 
 
 def main() -> None:

@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from docsgen.markdown import markdown_table
+
 ROOT = Path(__file__).resolve().parent.parent
 CARDS = ROOT / "docs" / "models"
 SAMPLE_PROMPT = "ROMEO:"
@@ -123,19 +125,21 @@ def figures_section(model: str, source: dict[str, Any] | None) -> str:
         f"From `{source['artifact']}/metrics.json` (trained {source['trained']}; card written "
         f"on {source['machine']}), by `python -m training.model_card {model}`:",
         "",
-        "| figure | value |",
-        "|---|---|",
     ]
-    for key, (label, style) in FIGURES[model].items():
-        if key in figures:
-            lines.append(f"| {label.format(**figures)} | {style.format(figures[key])} |")
+    rows = [
+        (label.format(**figures), style.format(figures[key]))
+        for key, (label, style) in FIGURES[model].items()
+        if key in figures
+    ]
     if "confusion_matrix" in figures:
         (tn, fp), (fn, tp) = figures["confusion_matrix"]
-        lines.append(
-            f"| confusion (rows true, columns predicted) | negative {tn} / {fp}, "
-            f"positive {fn} / {tp} |"
+        rows.append(
+            (
+                "confusion (rows true, columns predicted)",
+                f"negative {tn} / {fp}, positive {fn} / {tp}",
+            )
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + markdown_table(("figure", "value"), rows)
 
 
 def printable(text: str) -> str:
