@@ -33,6 +33,11 @@ SAMPLE_PROMPT = "ROMEO:"
 SAMPLE_TEMPERATURES = (0.5, 1.0, 1.5)
 SAMPLE_SEED = 1234
 SAMPLE_TOKENS = 120
+# What every trainer's metrics.json says of how it ran, last on each card.
+HOW_TRAINED = {
+    "threads": ("training threads", "{}"),
+    "precision": ("training precision", "{}"),
+}
 # Per model: the metrics.json keys a card shows, each with how to write it.
 FIGURES: dict[str, dict[str, tuple[str, str]]] = {
     "sentiment": {
@@ -42,8 +47,7 @@ FIGURES: dict[str, dict[str, tuple[str, str]]] = {
         "parameters": ("parameters", "{:,}"),
         "vocab_size": ("vocabulary (words)", "{:,}"),
         "seconds": ("training time, all stages", "{:.0f} s"),
-        "threads": ("training threads", "{}"),
-        "precision": ("training precision", "{}"),
+        **HOW_TRAINED,
     },
     "lm": {
         "val_nats_per_char": ("validation nats/char (last 10% of Tiny Shakespeare)", "{:.4f}"),
@@ -53,8 +57,7 @@ FIGURES: dict[str, dict[str, tuple[str, str]]] = {
         "parameters": ("parameters", "{:,}"),
         "vocab_size": ("vocabulary (sentencepiece pieces)", "{:,}"),
         "chars_per_token": ("characters per token", "{:.2f}"),
-        "threads": ("training threads", "{}"),
-        "precision": ("training precision", "{}"),
+        **HOW_TRAINED,
     },
 }
 
