@@ -26,6 +26,7 @@ import yaml
 from benchmarks.harness import locust, served_settings, server
 from benchmarks.results import ROOT, Table
 from loadtest.report import FIRST_CHUNK
+from serving.server_config import DEFAULT_MODEL_STORE
 from training.archive import build_archive, unpack_archive
 
 LM = {"workers": 1, "threads": 1, "batchSize": 64, "maxBatchDelay": 1}
@@ -106,7 +107,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--model", choices=sorted(CANDIDATES), default="sentiment")
-    parser.add_argument("--model-store", type=Path, default=ROOT / "model_store")
+    parser.add_argument("--model-store", type=Path, default=DEFAULT_MODEL_STORE)
     parser.add_argument("--duration", type=int, default=20)
     parser.add_argument("--users", type=int, default=64)
     parser.add_argument("--only", type=int, nargs="*", help="indices of candidates to run")

@@ -30,7 +30,7 @@ from playground import control
 from playground.browser import launch, open_playground
 from serving.client import Client
 from serving.lifecycle import server_pid
-from serving.server_config import ROOT, free_ports
+from serving.server_config import DEFAULT_MODEL_STORE, free_ports
 
 MARKER = "playground:cost"
 TOKENS = 500
@@ -156,7 +156,7 @@ def table(figures, idle: float, idle_ms: float, idle_seconds: float, runs: int, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-store", type=Path, default=ROOT / "model_store")
+    parser.add_argument("--model-store", type=Path, default=DEFAULT_MODEL_STORE)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--idle", type=float, default=30.0, help="seconds of idle to measure")
     parser.add_argument("--write", type=Path, help="a page with the playground:cost markers")

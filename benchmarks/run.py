@@ -34,7 +34,6 @@ from benchmarks.plot import plot
 from benchmarks.results import (
     BENCH_MD,
     BENCH_RUNS,
-    ROOT,
     RunInfo,
     Table,
     archive_digests,
@@ -43,14 +42,14 @@ from benchmarks.results import (
     write_run,
 )
 from serving.lifecycle import missing_archives, missing_archives_message
-from serving.server_config import DEFAULT_MODELS
+from serving.server_config import DEFAULT_MODEL_STORE, DEFAULT_MODELS
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--model-store", type=Path, default=ROOT / "model_store")
+    parser.add_argument("--model-store", type=Path, default=DEFAULT_MODEL_STORE)
     parser.add_argument("--duration", type=int, default=30, help="seconds per Locust run")
     parser.add_argument("--users", type=int, default=48, help="Locust users for saturation")
     parser.add_argument("--tokens", type=int, default=128, help="tokens per generation request")

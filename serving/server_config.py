@@ -20,6 +20,7 @@ from handlers import registry
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_TEMPLATE = ROOT / "serving" / "config.properties"
 DEFAULT_RUN_DIR = ROOT / "runs" / "server"
+DEFAULT_MODEL_STORE = ROOT / "model_store"  # where `make models` puts the archives
 DEFAULT_MODELS = registry.names()  # every model handlers/registry.py declares
 # The ports a server binds itself, named as ServerConfig's fields (workers' ports come later).
 PORT_ROLES = (
@@ -43,7 +44,7 @@ class ServerError(RuntimeError):
 class ServerConfig:
     """Where and how one TorchServe instance runs. Defaults are the documented ones."""
 
-    model_store: Path = ROOT / "model_store"
+    model_store: Path = DEFAULT_MODEL_STORE
     run_dir: Path = DEFAULT_RUN_DIR
     host: str = "127.0.0.1"
     inference_port: int = 8080
