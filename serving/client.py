@@ -29,7 +29,7 @@ from typing import Any
 
 import requests
 
-from serving.connection import Connection
+from serving.connection import REPLY_TIMEOUT_S, Connection
 from serving.server_config import DEFAULT_RUN_DIR, ServerError
 
 URL_ENV = "RNN_SERVE_URL"
@@ -51,7 +51,7 @@ class ClientError(Exception):
 class Client:
     """Our API over HTTP, with the keys of the server it was made for."""
 
-    def __init__(self, connection: Connection, timeout: float = 120) -> None:
+    def __init__(self, connection: Connection, timeout: float = REPLY_TIMEOUT_S) -> None:
         self.connection = connection
         self.timeout = timeout
 
@@ -123,12 +123,14 @@ def classify(connection: Connection, text: str | list[str], timeout: float = 30)
     return Client(connection, timeout).classify(text)
 
 
-def generate(connection: Connection, payload: dict[str, Any], timeout: float = 120) -> Any:
+def generate(
+    connection: Connection, payload: dict[str, Any], timeout: float = REPLY_TIMEOUT_S
+) -> Any:
     return _post(connection, "lm", {**payload, "stream": False}, timeout).json()
 
 
 def generate_stream(
-    connection: Connection, payload: dict[str, Any], timeout: float = 120
+    connection: Connection, payload: dict[str, Any], timeout: float = REPLY_TIMEOUT_S
 ) -> Iterator[dict[str, Any]]:
     """Yield the streamed chunks: newline-delimited JSON objects, the last with finish_reason.
 

@@ -42,7 +42,7 @@ from types import FrameType
 import psutil
 
 from serving.connection import KEY_FILE
-from serving.lifecycle import PID_FILE, log_hint, server_pid, start, stop
+from serving.lifecycle import PID_FILE, START_TIMEOUT, log_hint, server_pid, start, stop
 from serving.server_config import DEFAULT_MODELS, DEFAULT_RUN_DIR, ServerConfig, ServerError
 
 PREFIX = "RNN_SERVE_"
@@ -56,7 +56,6 @@ PORTS = {
     "GRPC_MANAGEMENT_PORT": "grpc_management_port",
     "WORKER_PORT": "initial_worker_port",
 }
-DEFAULT_START_TIMEOUT = 300.0
 EXIT_START_FAILED = 1
 EXIT_SERVER_DIED = 2
 
@@ -108,7 +107,7 @@ def _port(variable: str, env: Mapping[str, str]) -> int | None:
 
 
 def start_timeout_from_env(env: Mapping[str, str] = os.environ) -> float:
-    value = env.get(PREFIX + "START_TIMEOUT", str(DEFAULT_START_TIMEOUT))
+    value = env.get(PREFIX + "START_TIMEOUT", str(START_TIMEOUT))
     try:
         return float(value)
     except ValueError:

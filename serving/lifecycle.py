@@ -34,6 +34,7 @@ from serving.server_config import DEFAULT_RUN_DIR, ServerConfig, ServerError, ch
 PID_FILE = ".model_server.pid"  # TorchServe writes it into $TMPDIR
 STARTUP_LOG = "startup.log"
 DRAIN_DIR = "drain"  # the graceful-stop protocol's files (handlers/drain.py)
+START_TIMEOUT = 300.0  # seconds a start waits for every worker to be READY (models load)
 DRAIN_TIMEOUT = 30.0  # seconds a stop waits for running batches; a capped batch takes a few
 # A worker hands its answers to the frontend just after it frees its lock: let them go out.
 SETTLE_SECONDS = 0.25
@@ -84,7 +85,7 @@ def missing_archives_message(model_store: Path, missing: list[str]) -> str:
     return f"no {', '.join(missing)} archive in {model_store}: run `make models`"
 
 
-def start(config: ServerConfig, timeout: float = 300.0) -> Connection:
+def start(config: ServerConfig, timeout: float = START_TIMEOUT) -> Connection:
     """Start TorchServe and return once every worker of every model is READY."""
     run_dir = Path(config.run_dir).resolve()
     if server_pid(run_dir) is not None:
