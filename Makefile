@@ -117,7 +117,7 @@ format: $(VENV)/.installed ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: models ## every speed figure of the README, side by side in one run (bench.md says how long)
+bench: models ## every speed figure of docs/benchmarks.md, side by side in one run (bench.md says how long)
 	$(PY) -m benchmarks.run
 
 docs: $(VENV)/.installed ## rewrite the docs' generated sections whose sources are here

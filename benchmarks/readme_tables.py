@@ -30,7 +30,7 @@ from benchmarks.results import (
 from docsgen.markdown import markdown_table
 from handlers.api_docs import replace_marked
 
-README = ROOT / "docs" / "benchmarks.md"  # the page the tables live on
+BENCH_PAGE = ROOT / "docs" / "benchmarks.md"  # the page the tables live on
 FRONT_PAGE = ROOT / "README.md"  # its bench:headline: the rows with a goal
 HEADLINE = "bench:headline"
 HEADLINE_TABLES = ("classification", "generation")
@@ -39,7 +39,7 @@ LONG_INTEGER = re.compile(r"(?<![\d.,])\d{4,}(?![\d,])")  # 14858 but not the 44
 
 
 def marker(title: str) -> str:
-    """The README marker of a table: "Classification (sentiment)" -> "classification"."""
+    """The bench page's marker of a table: "Classification (sentiment)" -> "classification"."""
     return title.split()[0].lower()
 
 
@@ -100,7 +100,7 @@ def run_caption(run: Path) -> str:
 
 def render(text: str, run: Path) -> str:
     """``text`` with every bench section written from ``run``; a run without a table that the
-    README shows (a `--only` run) is refused rather than leaving an older table beside it."""
+    page shows (a `--only` run) is refused rather than leaving an older table beside it."""
     sections = {"run": run_caption(run)}
     sections |= {marker(t.title): page_table(t) for t in read_tables(run)}
     wanted = re.findall(r"<!-- bench:(\w+) -->", text)
@@ -120,11 +120,11 @@ def main(argv: list[str] | None = None) -> None:
         "run", nargs="?", type=Path, help=f"a run folder (default: the newest in {BENCH_RUNS})"
     )
     run = parser.parse_args(argv).run or newest_run()
-    README.write_text(render(README.read_text(), run))
+    BENCH_PAGE.write_text(render(BENCH_PAGE.read_text(), run))
     FRONT_PAGE.write_text(render_headline(FRONT_PAGE.read_text(), run))
     if (run / "bench.png").exists():
         shutil.copyfile(run / "bench.png", FIGURE)
-    written = (README, FRONT_PAGE, FIGURE)
+    written = (BENCH_PAGE, FRONT_PAGE, FIGURE)
     print(f"{', '.join(str(p.relative_to(ROOT)) for p in written)}: from {run}")
 
 

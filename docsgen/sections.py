@@ -15,7 +15,7 @@ from handlers import api_docs
 from training import experiments, model_card
 
 README = readme_tables.FRONT_PAGE
-BENCH_PAGE = readme_tables.README
+BENCH_PAGE = readme_tables.BENCH_PAGE
 
 # render(current page text) -> (the text its owner would write now, a note or None)
 Render = Callable[[str], tuple[str, str | None]]

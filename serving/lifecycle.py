@@ -81,7 +81,7 @@ def missing_archives(model_store: Path, models: tuple[str, ...]) -> list[str]:
 
 
 def missing_archives_message(model_store: Path, missing: list[str]) -> str:
-    """What a command says when archives are missing (the README quotes it)."""
+    """What a command says when archives are missing (docs/operations.md quotes it)."""
     return f"no {', '.join(missing)} archive in {model_store}: run `make models`"
 
 

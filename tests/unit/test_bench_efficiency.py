@@ -1,4 +1,4 @@
-"""The bench's per-server-core efficiency, on the numbers recorded by the run the README's
+"""The bench's per-server-core efficiency, on the numbers recorded by the run docs/benchmarks.md's
 tables come from (runs/bench/20261202-225709, AMD EPYC, 2 cores)."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The README's benchmark tables are written from a `make bench` run's files, never typed.
+"""The benchmark tables of docs/benchmarks.md and the README are written from a `make bench`
+run's files, never typed.
 
 The sample run is four rows of each table of runs/bench/20261202-040004 and its run.json; its
 goals, which that run wrote as prose at the end of a note, are the typed fields a run writes
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.readme_tables import FRONT_PAGE, README, render, render_headline
+from benchmarks.readme_tables import BENCH_PAGE, FRONT_PAGE, render, render_headline
 from benchmarks.results import BENCH_JSON, RunInfo, newest_run, read_tables, write_run
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "bench" / "20261202-040004"
@@ -93,7 +94,7 @@ def test_a_run_that_recorded_its_cpu_model_names_it(tmp_path):
 
 
 def test_the_readme_renders_once_and_only_between_its_markers():
-    text = README.read_text()
+    text = BENCH_PAGE.read_text()
     once = render(text, SAMPLE)
     assert render(once, SAMPLE) == once
     outside = re.compile(r"<!-- bench:(\w+) -->\n.*?<!-- /bench:\1 -->", re.S)
