@@ -23,6 +23,7 @@ from benchmarks.generation import (
 from benchmarks.harness import locust, served_settings, server
 from benchmarks.results import Table
 from benchmarks.streams import follow_up_first_chunks, single_stream_latency
+from handlers.lm.api import MAX_PROMPT_CHARS
 from loadtest import report
 from models.generation import Generator
 from serving.connection import Connection
@@ -30,7 +31,8 @@ from training.archive import unpack_archive
 from training.data import load_text, split_text
 from training.evaluate_lm import load_lm, score_text
 
-HISTORY_CHARS = (10, 1000, 3990)  # 3,990 + the new line stay inside the 4,000-character prompt
+# The longest history leaves room for the follow-up line inside the longest prompt allowed.
+HISTORY_CHARS = (10, 1000, MAX_PROMPT_CHARS - 10)
 
 
 def generation(args: argparse.Namespace, out: Path, tables: list[Table]) -> None:
