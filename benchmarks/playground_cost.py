@@ -23,7 +23,6 @@ from pathlib import Path
 
 from benchmarks.cpu import descendants, process_seconds
 from benchmarks.harness import server
-from benchmarks.results import cpu_model
 from docsgen.markdown import markdown_table
 from handlers.api_docs import replace_marked
 from playground import control
@@ -31,6 +30,7 @@ from playground.browser import launch, open_playground
 from serving.client import Client
 from serving.lifecycle import server_pid
 from serving.server_config import DEFAULT_MODEL_STORE, free_ports
+from training.machine import cpu_model
 
 MARKER = "playground:cost"
 TOKENS = 500

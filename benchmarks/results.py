@@ -171,17 +171,6 @@ class RunInfo:
         return cls(**json.loads((folder / RUN_INFO).read_text()))
 
 
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo ("" where there is none)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
-
-
 def git_commit() -> str:
     """The checkout's commit, and whether it had uncommitted changes."""
     try:

@@ -37,12 +37,12 @@ from benchmarks.results import (
     RunInfo,
     Table,
     archive_digests,
-    cpu_model,
     git_commit,
     write_run,
 )
 from serving.lifecycle import missing_archives, missing_archives_message
 from serving.server_config import DEFAULT_MODEL_STORE, DEFAULT_MODELS
+from training.machine import cpu_model
 
 
 def main(argv: list[str] | None = None) -> None:

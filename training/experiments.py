@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from docsgen.markdown import markdown_table
-from training.model_card import machine
+from training.machine import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ROOT / "docs" / "experiments"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import html
 import json
-import platform
 import tempfile
 import unicodedata
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from docsgen.markdown import markdown_table
+from training.machine import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 CARDS = ROOT / "docs" / "models"
@@ -64,16 +64,6 @@ FIGURES: dict[str, dict[str, tuple[str, str]]] = {
 
 def source_file(model: str, cards: Path = CARDS) -> Path:
     return cards / f"{model}.json"
-
-
-def machine() -> str:
-    """The CPU the command ran on (figures differ by up to 2x between our machines)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def read_figures(model: str, artifact: Path) -> dict[str, Any]:
