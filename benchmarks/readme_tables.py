@@ -48,16 +48,11 @@ def with_thousands(text: str) -> str:
     return LONG_INTEGER.sub(lambda m: f"{int(m.group()):,}", text)
 
 
-def shown_value(row: Row) -> str:
-    """The value as the docs show it: with thousands separated, in bold where a goal judges it."""
-    value = with_thousands(row.value)
-    return f"**{value}**" if row.goal is not None else value
-
-
 def row_cells(row: Row) -> list[str]:
     """measure, value, note, goal: the goal in its own cell, with whether the figure meets it
-    (and by how much it misses)."""
-    cells = [row.measure, shown_value(row), row.note, row.verdict()]
+    (and by how much it misses); a value a goal judges is set in bold."""
+    value = f"**{row.value}**" if row.goal is not None else row.value
+    cells = [row.measure, value, row.note, row.verdict()]
     return [with_thousands(cell) for cell in cells]
 
 
