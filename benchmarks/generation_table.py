@@ -32,6 +32,8 @@ from training.data import load_text, split_text
 from training.evaluate_lm import load_lm, score_text
 
 # The longest history leaves room for the follow-up line inside the longest prompt allowed.
+# Concurrent streams of the served figures (Locust users, the raw loops they are held to).
+STREAMS = 64
 HISTORY_CHARS = (10, 1000, MAX_PROMPT_CHARS - 10)
 
 
@@ -110,7 +112,7 @@ def engine_rates(artifact: Path, tokens: int, textbook: float, table: Table) -> 
     """Our batched engine at 1, 16 and 64 streams, fp32 and int8, against the textbook loop."""
     for quantize in (None, "int8"):
         generator = Generator.from_artifact(artifact, quantize=quantize)
-        for streams in (1, 16, 64):
+        for streams in (1, 16, STREAMS):
             rate = engine_tokens_per_second(generator, streams, tokens)
             table.add(
                 f"engine, {quantize or 'fp32'}, {streams} streams",
@@ -128,21 +130,21 @@ def raw_rates_on_request_mix(
     served_mode = settings["handler"].get("quantize")
     mix = batch_tokens_per_second(
         Generator.from_artifact(artifact, quantize=served_mode),
-        load_mix_requests(64, args.tokens),
+        load_mix_requests(STREAMS, args.tokens),
     )
     table.add(
-        f"engine, {served_mode or 'fp32'}, 64 streams of Locust's request mix, 1 process",
+        f"engine, {served_mode or 'fp32'}, {STREAMS} streams of Locust's request mix, 1 process",
         f"{mix:.0f} tok/s",
         "validation prompts (prefill included), mixed sampling and stops; 2 threads",
     )
     # The served layout's decoding processes: each worker, and its helper (decode_processes).
     workers = settings["minWorkers"] * int(settings["handler"].get("decode_processes", 1))
     threads = settings["handler"]["torch_threads"]
-    ceiling = mix_ceiling(str(artifact), served_mode, 64, args.tokens, workers, threads)
+    ceiling = mix_ceiling(str(artifact), served_mode, STREAMS, args.tokens, workers, threads)
     table.add(
         f"engine, same mix, served layout ({workers} proc x {threads} thread)",
         f"{ceiling:.0f} tok/s",
-        f"{64 // workers} streams per process, all at once: the best raw loop",
+        f"{STREAMS // workers} streams per process, all at once: the best raw loop",
     )
     # The one-process mix runs 2 threads, the served layout one per process: both on 2 cores.
     return max((mix, 2.0), (ceiling, float(workers * threads)))
@@ -161,19 +163,19 @@ def served_generation(
         run_dir,
         out / "locust-lm64",
         "generation",
-        64,
+        STREAMS,
         args.duration,
         {"LOADTEST_MAX_WAIT": "0", "LOADTEST_MAX_NEW_TOKENS": str(args.tokens)},
     )
     served = result["loads"]["lm"].tokens_per_s or 0.0
     table.add(
-        "served, 64 streams (Locust, no wait)",
+        f"served, {STREAMS} streams (Locust, no wait)",
         f"{served:.0f} tok/s",
         f"mean rows per handler call {result['loads']['lm'].mean_batch_size or 0:.1f}",
     )
     raw, raw_cores = best_raw
     table.add(
-        "served / best raw loop, same request mix, 64 streams",
+        f"served / best raw loop, same request mix, {STREAMS} streams",
         f"{served / raw:.2f}",
         "",
         goals.SERVED_VS_RAW_LOOP,
@@ -181,7 +183,7 @@ def served_generation(
     )
     table.put(
         efficiency_row(
-            "generation, 64 streams",
+            f"generation, {STREAMS} streams",
             "tok/s",
             served,
             result["cpu"],
@@ -191,17 +193,17 @@ def served_generation(
         )
     )
     table.add(
-        "served at 64 streams / textbook loop",
+        f"served at {STREAMS} streams / textbook loop",
         f"{served / textbook:.1f}x",
         "",
         goals.SERVED_VS_TEXTBOOK,
         served / textbook,
     )
-    table.add("CPU while served at 64 streams", result["cpu"].describe(), "")
+    table.add(f"CPU while served at {STREAMS} streams", result["cpu"].describe(), "")
     first = result["stats"].get(report.FIRST_CHUNK)
     if first is not None and first.p99_ms is not None:
         table.add(
-            "served at 64 streams: time to first chunk, p50 / p99",
+            f"served at {STREAMS} streams: time to first chunk, p50 / p99",
             f"{first.p50_ms:.0f} / {first.p99_ms:.0f} ms",
             f"{first.requests} streams",
         )
