@@ -61,10 +61,15 @@ def page_table(table: Table) -> str:
     return markdown_table((heading, "value", "note", "goal"), map(row_cells, table.rows))
 
 
+def headline_measure(table: str, measure: str) -> str:
+    """A measure named with its table ("generation: ..."), once where it already says it."""
+    return measure if measure.startswith(table) else f"{table}: {measure}"
+
+
 def headline(run: Path) -> str:
     """The README's short table: every row with a goal, under the run's caption."""
     rows = [
-        (f"{marker(table.title)}: {measure}", value, goal)
+        (headline_measure(marker(table.title), measure), value, goal)
         for table in read_tables(run)
         if marker(table.title) in HEADLINE_TABLES
         for measure, value, _, goal in map(row_cells, table.rows)

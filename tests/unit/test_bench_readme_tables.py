@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.readme_tables import BENCH_PAGE, FRONT_PAGE, render, render_headline
+from benchmarks.readme_tables import (
+    BENCH_PAGE,
+    FRONT_PAGE,
+    headline_measure,
+    render,
+    render_headline,
+)
 from benchmarks.results import BENCH_JSON, RunInfo, newest_run, read_tables, write_run
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "bench" / "20261202-040004"
@@ -155,3 +161,11 @@ def test_a_run_written_before_goals_were_typed_is_refused(tmp_path):
     (run / BENCH_JSON).write_text(json.dumps(old))
     with pytest.raises(ValueError, match="run `make bench` again"):
         read_tables(run)
+
+
+def test_a_headline_measure_names_its_table_once():
+    assert headline_measure("generation", "served / best raw loop") == (
+        "generation: served / best raw loop"
+    )
+    per_core = "classification: served per server core / bare per core"
+    assert headline_measure("classification", per_core) == per_core
