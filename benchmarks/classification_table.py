@@ -91,10 +91,11 @@ def classifier_ceilings(
         ceilings[quantize] = classify_ceiling(
             str(artifact), texts, batch, workers, threads, args.duration / 2, quantize
         )
-        table.add(
+        table.rate(
             f"ceiling: bare predictor, {workers} proc x {threads} thread, batch {batch}, "
             f"{quantize or 'fp32'}",
-            f"{ceilings[quantize]:.0f} /s",
+            ceilings[quantize],
+            "/s",
             "sentences per second",
         )
     return ceilings
@@ -127,9 +128,10 @@ def saturated_classifier(
         )
     stats = result["stats"]["/predictions/sentiment"]
     load = result["loads"]["sentiment"]
-    table.add(
+    table.rate(
         f"served under Locust ({args.users} users, no wait), batchSize {batch_size}",
-        f"{stats.requests_per_s:.0f} /s",
+        stats.requests_per_s,
+        "/s",
         f"p99 {stats.p99_ms:.0f} ms, mean batch {load.mean_batch_size or 0:.1f}, failures "
         f"{stats.failures}",
     )

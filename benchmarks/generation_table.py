@@ -99,9 +99,10 @@ def textbook_rate(artifact: Path, tokens: int, table: Table) -> float:
     model, tokenizer = load_lm(artifact)
     prompt = tokenizer.encode("ROMEO:")
     baseline = best_textbook_tokens_per_second(model, prompt, tokens)
-    table.add(
+    table.rate(
         "textbook loop (nn.LSTM step + multinomial), 1 request",
-        f"{baseline.rate:.0f} tok/s",
+        baseline.rate,
+        "tok/s",
         f"median of 3 x >= 2 s (spread {baseline.low:.0f}-{baseline.high:.0f}), warmed up, "
         f"{baseline.threads} thread(s): the better of 1 and 2",
     )
@@ -114,9 +115,10 @@ def engine_rates(artifact: Path, tokens: int, textbook: float, table: Table) -> 
         generator = Generator.from_artifact(artifact, quantize=quantize)
         for streams in (1, 16, STREAMS):
             rate = engine_tokens_per_second(generator, streams, tokens)
-            table.add(
+            table.rate(
                 f"engine, {quantize or 'fp32'}, {streams} streams",
-                f"{rate:.0f} tok/s",
+                rate,
+                "tok/s",
                 f"{rate / textbook:.1f}x textbook",
             )
 
@@ -132,18 +134,20 @@ def raw_rates_on_request_mix(
         Generator.from_artifact(artifact, quantize=served_mode),
         load_mix_requests(STREAMS, args.tokens),
     )
-    table.add(
+    table.rate(
         f"engine, {served_mode or 'fp32'}, {STREAMS} streams of Locust's request mix, 1 process",
-        f"{mix:.0f} tok/s",
+        mix,
+        "tok/s",
         "validation prompts (prefill included), mixed sampling and stops; 2 threads",
     )
     # The served layout's decoding processes: each worker, and its helper (decode_processes).
     workers = settings["minWorkers"] * int(settings["handler"].get("decode_processes", 1))
     threads = settings["handler"]["torch_threads"]
     ceiling = mix_ceiling(str(artifact), served_mode, STREAMS, args.tokens, workers, threads)
-    table.add(
+    table.rate(
         f"engine, same mix, served layout ({workers} proc x {threads} thread)",
-        f"{ceiling:.0f} tok/s",
+        ceiling,
+        "tok/s",
         f"{STREAMS // workers} streams per process, all at once: the best raw loop",
     )
     # The one-process mix runs 2 threads, the served layout one per process: both on 2 cores.
@@ -168,9 +172,10 @@ def served_generation(
         {"LOADTEST_MAX_WAIT": "0", "LOADTEST_MAX_NEW_TOKENS": str(args.tokens)},
     )
     served = result["loads"]["lm"].tokens_per_s or 0.0
-    table.add(
+    table.rate(
         f"served, {STREAMS} streams (Locust, no wait)",
-        f"{served:.0f} tok/s",
+        served,
+        "tok/s",
         f"mean rows per handler call {result['loads']['lm'].mean_batch_size or 0:.1f}",
     )
     raw, raw_cores = best_raw

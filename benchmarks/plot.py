@@ -8,7 +8,6 @@ PNG of the run that docs/benchmarks.md's tables come from to docs/bench.png.
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -20,17 +19,15 @@ import matplotlib.pyplot as plt
 from benchmarks.results import Table, read_tables
 
 PANELS = (("/s", "sentences per second (classification)"), ("tok/s", "tokens per second"))
-_NUMBER = re.compile(r"^([0-9.]+) (tok/s|/s)$")
 
 
 def throughputs(tables: list[Table]) -> dict[str, list[tuple[str, float]]]:
-    """(measure, value) pairs per unit, from the rows whose value is a rate."""
+    """(measure, figure) pairs per unit, from the rows that are rates of a plotted unit."""
     found: dict[str, list[tuple[str, float]]] = {unit: [] for unit, _ in PANELS}
     for table in tables:
         for row in table.rows:
-            match = _NUMBER.match(row.value)
-            if match:
-                found[match.group(2)].append((row.measure, float(match.group(1))))
+            if row.unit in found and row.figure is not None:
+                found[row.unit].append((row.measure, row.figure))
     return found
 
 

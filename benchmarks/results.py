@@ -72,6 +72,7 @@ class Row:
     note: str = ""
     goal: Goal | None = None
     figure: float | None = None
+    unit: str = ""  # the figure's unit where the row is a rate ("/s", "tok/s"): bench.png's
 
     def __post_init__(self) -> None:
         if self.goal is not None and self.figure is None:
@@ -114,6 +115,10 @@ class Table:
     ) -> None:
         """A row; one with a ``goal`` gives the ``figure`` the goal judges."""
         self.put(Row(measure, value, note, goal, figure))
+
+    def rate(self, measure: str, figure: float, unit: str, note: str = "") -> None:
+        """A row whose value is a rate ("1687 /s"): bench.png plots it by its unit."""
+        self.put(Row(measure, f"{figure:.0f} {unit}", note, figure=figure, unit=unit))
 
     def put(self, row: Row) -> None:
         self.rows.append(row)

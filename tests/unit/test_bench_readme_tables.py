@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.plot import throughputs
 from benchmarks.readme_tables import (
     BENCH_PAGE,
     FRONT_PAGE,
@@ -169,3 +170,11 @@ def test_a_headline_measure_names_its_table_once():
     )
     per_core = "classification: served per server core / bare per core"
     assert headline_measure("classification", per_core) == per_core
+
+
+def test_the_chart_plots_the_rows_that_are_rates_by_their_unit():
+    found = throughputs(read_tables(SAMPLE))
+    assert found == {
+        "/s": [("ceiling: bare predictor, 2 proc x 1 thread, batch 16, fp32", 1687.0)],
+        "tok/s": [("served, 64 streams (Locust, no wait)", 14858.0)],
+    }
