@@ -8,29 +8,40 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= ../shared/data
 export DATA_DIR
-AUTH ?= on
-HOST ?= 127.0.0.1
-PORT ?= 8080
-MANAGEMENT_PORT ?= 8081
-METRICS_PORT ?= 8082
-GRPC_INFERENCE_PORT ?= 7070
-GRPC_MANAGEMENT_PORT ?= 7071
-WORKER_PORT ?= 9000
-# Every port a server takes, as serving.server and loadtest.run spell them.
-PORTS = --inference-port $(PORT) --management-port $(MANAGEMENT_PORT) --metrics-port $(METRICS_PORT) \
-	--grpc-inference-port $(GRPC_INFERENCE_PORT) --grpc-management-port $(GRPC_MANAGEMENT_PORT) \
-	--worker-port $(WORKER_PORT)
+# A flag with its value, only where the variable is set: each default has its one home in the
+# Python that reads the flag (`--help` says it), not a copy here. $(call flag,--users,$(USERS))
+flag = $(if $(2),$(1) $(2))
+# Where a server listens, and whether it asks for a key (serving.server_config: 127.0.0.1,
+# 8080-8082, 7070-7071, workers from 9000, keys on).
+AUTH ?=
+HOST ?=
+PORT ?=
+MANAGEMENT_PORT ?=
+METRICS_PORT ?=
+GRPC_INFERENCE_PORT ?=
+GRPC_MANAGEMENT_PORT ?=
+WORKER_PORT ?=
+# The API's ports, as serving.server, loadtest.run and loadtest.chaos spell them.
+API_PORTS = $(call flag,--inference-port,$(PORT)) $(call flag,--management-port,$(MANAGEMENT_PORT)) \
+	$(call flag,--metrics-port,$(METRICS_PORT)) $(call flag,--auth,$(AUTH))
+# Every port a server takes (and its key setting).
+PORTS = $(API_PORTS) $(call flag,--grpc-inference-port,$(GRPC_INFERENCE_PORT)) \
+	$(call flag,--grpc-management-port,$(GRPC_MANAGEMENT_PORT)) $(call flag,--worker-port,$(WORKER_PORT))
 MODEL_STORE ?= model_store
 ARTIFACTS ?= artifacts
 RUN_DIR ?= runs/server
 PROFILE ?= default
-MINUTES ?= 3
 PYTEST_ARGS ?=
-USERS ?= 32
-SPAWN_RATE ?= 8
-DURATION ?= 60s
-SCENARIO ?= mixed
+# lm-sweep's minutes per tokenizer, and the load test's: unset, the commands' own defaults.
+MINUTES ?=
+USERS ?=
+SPAWN_RATE ?=
+DURATION ?=
+SCENARIO ?=
 WEIGHTS ?=
+# What the load test and the chaos test share of the above.
+LOAD = $(call flag,--users,$(USERS)) $(call flag,--spawn-rate,$(SPAWN_RATE)) \
+	$(call flag,--duration,$(DURATION))
 PLAYGROUND_PORT ?=
 # lm-evaluation-harness, pinned; installed with --no-deps beside the `eval` group (pyproject.toml).
 LM_EVAL := lm-eval==0.4.13
@@ -73,10 +84,10 @@ train-estimate:
 		$(foreach m,$(MODELS),$(if $(wildcard $(ARTIFACTS)/$(m)/weights.pt),,$(m)))
 
 lm-sweep: $(VENV)/.installed ## compare LM tokenizers at equal CPU minutes (MINUTES each); runs/lm-sweep/
-	$(PY) -m training.lm_sweep --minutes $(MINUTES) --out runs/lm-sweep
+	$(PY) -m training.lm_sweep $(call flag,--minutes,$(MINUTES)) --out runs/lm-sweep
 
-serve: models ## set up, train if needed, start TorchServe on $(HOST) and wait until every model is READY
-	$(PY) -m serving.server start --run-dir $(RUN_DIR) --auth $(AUTH) --host $(HOST) --model-store $(MODEL_STORE) \
+serve: models ## set up, train if needed, start TorchServe (HOST, PORT...: where) and wait until every model is READY
+	$(PY) -m serving.server start --run-dir $(RUN_DIR) $(call flag,--host,$(HOST)) --model-store $(MODEL_STORE) \
 		$(PORTS)
 	@$(PY) -m playground url --run-dir $(RUN_DIR) $(if $(PLAYGROUND_PORT),--port $(PLAYGROUND_PORT))
 
@@ -92,14 +103,11 @@ status: ## is a server from this checkout running?
 	@$(PY) -m serving.server status --run-dir $(RUN_DIR)
 
 loadtest: $(VENV)/.installed ## load-test with Locust (USERS DURATION SPAWN_RATE SCENARIO); report in runs/loadtest/
-	$(PY) -m loadtest.run --users $(USERS) --spawn-rate $(SPAWN_RATE) --duration $(DURATION) \
-		--scenario $(SCENARIO) $(if $(WEIGHTS),--weights $(WEIGHTS)) --model-store $(MODEL_STORE) \
-		--auth $(AUTH) $(PORTS)
+	$(PY) -m loadtest.run $(LOAD) $(call flag,--scenario,$(SCENARIO)) $(call flag,--weights,$(WEIGHTS)) \
+		--model-store $(MODEL_STORE) $(PORTS)
 
 chaos: $(VENV)/.installed ## mixed load while the LM helper, a sentiment worker and the LM worker are killed; report in runs/chaos/
-	$(PY) -m loadtest.chaos --users $(USERS) --spawn-rate $(SPAWN_RATE) --duration $(DURATION) --run-dir $(RUN_DIR) \
-		--model-store $(MODEL_STORE) --auth $(AUTH) --inference-port $(PORT) \
-		--management-port $(MANAGEMENT_PORT) --metrics-port $(METRICS_PORT)
+	$(PY) -m loadtest.chaos $(LOAD) --run-dir $(RUN_DIR) --model-store $(MODEL_STORE) $(API_PORTS)
 
 lint: $(VENV)/.installed ## ruff lint and format check
 	$(VENV)/bin/ruff check .
@@ -109,7 +117,7 @@ format: $(VENV)/.installed ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: models ## every speed figure of the README, side by side in one run (bench.md says how long)
+bench: models ## every speed figure of docs/benchmarks.md, side by side in one run (bench.md says how long)
 	$(PY) -m benchmarks.run
 
 docs: $(VENV)/.installed ## rewrite the docs' generated sections whose sources are here

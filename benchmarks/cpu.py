@@ -1,5 +1,5 @@
 """Where the cores go during a load test: TorchServe's Java frontend, its Python workers, and
-everything else (the load generator, mostly), read from /proc before and after.
+everything else (the load generator, mostly), read with psutil before and after.
 
 On 2 cores the load generator and the frontend share the machine with the model, so a served
 figure below the bare loop's is partly CPU that serving itself needs; this shows how much.
@@ -7,50 +7,37 @@ figure below the bare loop's is partly CPU that serving itself needs; this shows
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
-TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+import psutil
 
 
-def _stat(pid: int) -> list[str] | None:
+def process_seconds(pid: int) -> float:
+    """CPU seconds (user + system) ``pid`` has used; 0 for a process that is gone."""
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text.rsplit(")", 1)[1].split()  # fields after "pid (comm)": state is [0]
-
-
-def process_ticks(pid: int) -> int:
-    fields = _stat(pid)
-    return int(fields[11]) + int(fields[12]) if fields else 0  # utime + stime
+        times = psutil.Process(pid).cpu_times()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0.0
+    return times.user + times.system
 
 
 def descendants(pid: int) -> list[int]:
     """Children, grandchildren...: a worker's own helper processes count as the worker."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat(int(entry.name))
-            if fields:
-                parents.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        kids = parents.get(todo.pop(), [])
-        found += kids
-        todo += kids
-    return found
+    try:
+        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
-def machine_ticks() -> tuple[int, int]:
-    """(busy, idle) ticks of all cores since boot."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return sum(values[:8]) - idle, idle
+def machine_seconds() -> tuple[float, float]:
+    """(busy, idle) CPU seconds of all cores since boot; waiting for I/O counts as idle."""
+    times = psutil.cpu_times()
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    busy = sum(times) - idle - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+    return busy, idle
 
 
 @dataclass
@@ -82,18 +69,18 @@ def cpu_split(server_pid: int) -> Iterator[CpuSplit]:
     """Measure while the block runs; the workers are the frontend's descendants at the end
     (plus any seen at the start), so a worker restarted meanwhile still counts."""
     split = CpuSplit()
-    before_workers = {pid: process_ticks(pid) for pid in descendants(server_pid)}
-    before_frontend = process_ticks(server_pid)
-    before_busy, before_idle = machine_ticks()
+    before_workers = {pid: process_seconds(pid) for pid in descendants(server_pid)}
+    before_frontend = process_seconds(server_pid)
+    before_busy, before_idle = machine_seconds()
     started = time.monotonic()
     yield split
     split.seconds = time.monotonic() - started
-    workers = 0
+    workers = 0.0
     for pid in set(before_workers) | set(descendants(server_pid)):
-        workers += process_ticks(pid) - before_workers.get(pid, 0)
-    frontend = process_ticks(server_pid) - before_frontend
-    busy, idle = machine_ticks()
-    scale = TICK * split.seconds
+        workers += process_seconds(pid) - before_workers.get(pid, 0.0)
+    frontend = process_seconds(server_pid) - before_frontend
+    busy, idle = machine_seconds()
+    scale = split.seconds
     split.workers = workers / scale
     split.frontend = frontend / scale
     split.other = max(0.0, (busy - before_busy - workers - frontend) / scale)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 import torch
 
 from benchmarks.generation import engine_tokens_per_second, textbook_tokens_per_second
+from docsgen.markdown import markdown_table
 from models.decode_step import DecodeStep
 from models.generation import Generator
 from models.language_model import RecurrentLM, State, zero_state
@@ -93,12 +94,12 @@ def median_of(rounds: list[dict[str, dict[int, float]]]) -> dict[str, dict[int, 
 
 
 def table(title: str, unit: str, figures: dict[str, dict[int, float]], digits: int) -> str:
-    lines = [f"### {title}", "", "| variant | " + " | ".join(f"B={b}" for b in STREAMS) + " |"]
-    lines.append("|---" * (len(STREAMS) + 1) + "|")
-    for name, row in figures.items():
-        cells = [f"{row[b]:,.{digits}f}" if b in row else "" for b in STREAMS]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + f"\n\n({unit})\n"
+    rows = [
+        [name, *(f"{row[b]:,.{digits}f}" if b in row else "" for b in STREAMS)]
+        for name, row in figures.items()
+    ]
+    header = ["variant", *(f"B={b}" for b in STREAMS)]
+    return f"### {title}\n\n" + markdown_table(header, rows) + f"\n({unit})\n"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,10 +15,7 @@ handler and the protocol spend. Imports nothing heavy: the unit tests feed it re
 from __future__ import annotations
 
 from benchmarks.cpu import CpuSplit
-from benchmarks.results import Goal
-
-CLASSIFY_PER_CORE_GOAL = Goal(">=", 0.8)  # served/s per server core / bare predictor's per core
-GENERATE_PER_CORE_GOAL = Goal(">=", 0.85)  # served tok/s per server core / best raw loop's
+from benchmarks.results import Goal, Row
 
 
 def per_core_efficiency(
@@ -31,12 +28,19 @@ def per_core_efficiency(
 
 
 def efficiency_row(
-    what: str, unit: str, served: float, split: CpuSplit, bare: float, bare_cores: float
-) -> tuple[str, str, str]:
-    """A table row (measure, value, note without its goal) for ``served`` against ``bare``."""
+    what: str,
+    unit: str,
+    served: float,
+    split: CpuSplit,
+    bare: float,
+    bare_cores: float,
+    goal: Goal | None = None,
+) -> Row:
+    """A table row for ``served`` against ``bare``, judged by ``goal``."""
     ratio = per_core_efficiency(served, split.server, bare, bare_cores)
     note = (
         f"{served:.0f} {unit} on {split.server:.2f} server cores (workers + frontend) against "
         f"{bare:.0f} {unit} on {bare_cores:g} cores"
     )
-    return f"{what}: served per server core / bare per core", f"{ratio:.2f}", note
+    measure = f"{what}: served per server core / bare per core"
+    return Row(measure, f"{ratio:.2f}", note, goal, ratio)

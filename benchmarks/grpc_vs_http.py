@@ -34,6 +34,7 @@ from benchmarks.harness import server
 from serving.connection import Connection
 from serving.grpc_client import GrpcClient, GrpcError
 from serving.lifecycle import server_pid
+from serving.server_config import DEFAULT_MODEL_STORE
 from training.data import load_sentiment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,7 +194,7 @@ def report(result: dict[str, dict[str, float]], phases: list[Phase]) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-store", type=Path, default=ROOT / "model_store")
+    parser.add_argument("--model-store", type=Path, default=DEFAULT_MODEL_STORE)
     parser.add_argument("--seconds", type=float, default=20.0, help="per protocol and round")
     parser.add_argument("--clients", type=int, default=32, help="client threads")
     parser.add_argument("--rounds", type=int, default=2, help="turns of each protocol")

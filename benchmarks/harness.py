@@ -49,7 +49,7 @@ def server(
     config = ServerConfig.on_free_ports(
         model_store=store, run_dir=run_dir, models=models, overrides=overrides or {}
     )
-    connection = start(config, timeout=300)
+    connection = start(config)
     try:
         yield connection
     finally:

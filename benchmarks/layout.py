@@ -31,6 +31,7 @@ from benchmarks.harness import locust, served_settings, server
 from benchmarks.results import ROOT, Table
 from handlers import registry
 from loadtest.report import FIRST_CHUNK
+from serving.server_config import DEFAULT_MODEL_STORE
 from training.archive import build_archive, unpack_archive
 
 FRONTEND = ("workers", "threads", "batchSize", "maxBatchDelay")  # the rest are handler options
@@ -107,7 +108,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--model", choices=registry.names(), default="sentiment")
-    parser.add_argument("--model-store", type=Path, default=ROOT / "model_store")
+    parser.add_argument("--model-store", type=Path, default=DEFAULT_MODEL_STORE)
     parser.add_argument("--duration", type=int, default=20)
     parser.add_argument("--users", type=int, default=64)
     parser.add_argument("--only", type=int, nargs="*", help="indices of candidates to run")

@@ -4,7 +4,7 @@ stream asked for by the page, against the same stream asked for by the Python cl
     python -m benchmarks.playground_cost --model-store model_store --write docs/playground.md
 
 Starts a TorchServe of its own (free ports, token authorization on) and a playground beside it,
-drives the page in the system chromium (Playwright), and reads CPU time from /proc: the
+drives the page in the system chromium (Playwright), and reads CPU time with psutil: the
 server's is TorchServe's frontend plus all its descendants (the workers and their decode
 helpers), measured around each stream; the two ways alternate, with the same seeds. With
 ``--write`` the table replaces what lies between ``<!-- playground:cost -->`` markers.
@@ -21,15 +21,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.cpu import TICK, descendants, process_ticks
+from benchmarks.cpu import descendants, process_seconds
 from benchmarks.harness import server
-from benchmarks.results import cpu_model
+from docsgen.markdown import markdown_table
 from handlers.api_docs import replace_marked
 from playground import control
 from playground.browser import launch, open_playground
 from serving.client import Client
 from serving.lifecycle import server_pid
-from serving.server_config import ROOT, free_ports
+from serving.server_config import DEFAULT_MODEL_STORE, free_ports
+from training.machine import cpu_model
 
 MARKER = "playground:cost"
 TOKENS = 500
@@ -37,7 +38,7 @@ PROMPT = "ROMEO:"
 
 
 def cpu_ms(pids: list[int]) -> float:
-    return sum(process_ticks(pid) for pid in pids) * 1000.0 / TICK
+    return sum(process_seconds(pid) for pid in pids) * 1000.0
 
 
 def server_pids(run_dir: Path) -> list[int]:
@@ -57,12 +58,12 @@ def measured(run_dir: Path, playground_pid: int, stream) -> tuple[float, float, 
     return cpu_ms(pids) - before, cpu_ms([playground_pid]) - page_before, wall
 
 
-def idle_share(pid: int, seconds: float) -> tuple[float, int]:
-    """(percent of one core, ticks) that ``pid`` used over ``seconds`` of nothing to do."""
-    before = process_ticks(pid)
+def idle_share(pid: int, seconds: float) -> tuple[float, float]:
+    """(percent of one core, CPU ms) that ``pid`` used over ``seconds`` of nothing to do."""
+    before = cpu_ms([pid])
     time.sleep(seconds)
-    ticks = process_ticks(pid) - before
-    return 100.0 * ticks / TICK / seconds, ticks
+    used = cpu_ms([pid]) - before
+    return used / 10.0 / seconds, used
 
 
 def client_stream(client: Client, seed: int) -> Callable[[], None]:
@@ -99,7 +100,7 @@ def measure(store: Path, runs: int, idle_seconds: float, about: str) -> str:
             state, _ = control.start(run_dir, free_ports(1)[0])
             try:
                 time.sleep(2.0)
-                idle, ticks = idle_share(state.pid, idle_seconds)
+                idle, idle_ms = idle_share(state.pid, idle_seconds)
                 client = Client.from_run_dir(str(run_dir))
                 with sync_playwright() as playwright:
                     browser = launch(playwright)
@@ -116,10 +117,10 @@ def measure(store: Path, runs: int, idle_seconds: float, about: str) -> str:
                     browser.close()
             finally:
                 control.stop(run_dir)
-    return table(figures, idle, ticks, idle_seconds, runs, about)
+    return table(figures, idle, idle_ms, idle_seconds, runs, about)
 
 
-def table(figures, idle: float, ticks: int, idle_seconds: float, runs: int, about: str) -> str:
+def table(figures, idle: float, idle_ms: float, idle_seconds: float, runs: int, about: str) -> str:
     def mean(way: str, index: int) -> float:
         return statistics.mean(run[index] for run in figures[way])
 
@@ -128,24 +129,34 @@ def table(figures, idle: float, ticks: int, idle_seconds: float, runs: int, abou
         f"({os.cpu_count()} cores), {runs} streams each way, alternating, seeds 1–{runs}, "
         f"{about}:",
         "",
-        "| measure | Python client | page (through the playground) |",
-        "|---|---|---|",
-        f"| server CPU per {TOKENS}-token stream (frontend + workers), mean | "
-        f"{mean('client', 0):.0f} ms | {mean('page', 0):.0f} ms |",
-        f"| the same, lowest run | {min(r[0] for r in figures['client']):.0f} ms | "
-        f"{min(r[0] for r in figures['page']):.0f} ms |",
-        f"| playground process CPU per stream, mean | – | {mean('page', 1):.0f} ms |",
-        f"| wall time per stream (click to the page's Done), mean | {mean('client', 2):.2f} s | "
-        f"{mean('page', 2):.2f} s |",
-        f"| playground process idle, {idle_seconds:.0f} s | – | {idle:.2f}% of a core "
-        f"({ticks} ticks of 1/{TICK} s) |",
     ]
-    return "\n".join(lines) + "\n"
+    lowest = {way: min(run[0] for run in figures[way]) for way in figures}
+    rows = [
+        (
+            f"server CPU per {TOKENS}-token stream (frontend + workers), mean",
+            f"{mean('client', 0):.0f} ms",
+            f"{mean('page', 0):.0f} ms",
+        ),
+        ("the same, lowest run", f"{lowest['client']:.0f} ms", f"{lowest['page']:.0f} ms"),
+        ("playground process CPU per stream, mean", "–", f"{mean('page', 1):.0f} ms"),
+        (
+            "wall time per stream (click to the page's Done), mean",
+            f"{mean('client', 2):.2f} s",
+            f"{mean('page', 2):.2f} s",
+        ),
+        (
+            f"playground process idle, {idle_seconds:.0f} s",
+            "–",
+            f"{idle:.2f}% of a core ({idle_ms:.0f} ms of CPU)",
+        ),
+    ]
+    header = ("measure", "Python client", "page (through the playground)")
+    return "\n".join(lines) + "\n" + markdown_table(header, rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-store", type=Path, default=ROOT / "model_store")
+    parser.add_argument("--model-store", type=Path, default=DEFAULT_MODEL_STORE)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--idle", type=float, default=30.0, help="seconds of idle to measure")
     parser.add_argument("--write", type=Path, help="a page with the playground:cost markers")

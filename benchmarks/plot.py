@@ -8,8 +8,6 @@ PNG of the run that docs/benchmarks.md's tables come from to docs/bench.png.
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 from pathlib import Path
 
@@ -18,24 +16,24 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from benchmarks.results import Table, read_tables
+
 PANELS = (("/s", "sentences per second (classification)"), ("tok/s", "tokens per second"))
-_NUMBER = re.compile(r"^([0-9.]+) (tok/s|/s)$")
 
 
-def throughputs(tables: list[dict]) -> dict[str, list[tuple[str, float]]]:
-    """(measure, value) pairs per unit, from the rows whose value is a rate."""
+def throughputs(tables: list[Table]) -> dict[str, list[tuple[str, float]]]:
+    """(measure, figure) pairs per unit, from the rows that are rates of a plotted unit."""
     found: dict[str, list[tuple[str, float]]] = {unit: [] for unit, _ in PANELS}
     for table in tables:
-        for measure, value, _note in table["rows"]:
-            match = _NUMBER.match(value)
-            if match:
-                found[match.group(2)].append((measure, float(match.group(1))))
+        for row in table.rows:
+            if row.unit in found and row.figure is not None:
+                found[row.unit].append((row.measure, row.figure))
     return found
 
 
 def plot(run: Path) -> Path:
     """Write ``run``/bench.png from ``run``/bench.json; returns its path."""
-    found = throughputs(json.loads((run / "bench.json").read_text()))
+    found = throughputs(read_tables(run))
     panels = [(unit, title) for unit, title in PANELS if found[unit]]
     heights = [max(2.0, 0.45 * len(found[unit]) + 1.0) for unit, _ in panels]
     figure, axes = plt.subplots(

@@ -5,8 +5,9 @@
 
 Rewrites what lies between each `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` in
 docs/benchmarks.md (`run`: which run, on what; `classification`, `generation`: the run's
-tables of that title) and copies the run's bench.png to docs/bench.png. A goal written in a
-row's note ("goal >= 0.9") gets its own column, marked ✓ or ✗ from the row's value.
+tables of that title) and copies the run's bench.png to docs/bench.png. A row's goal (a typed
+field of the row, benchmarks/goals.py) gets its own column, marked ✓ or ✗ from the row's
+figure. The README's `bench:headline` is the rows that carry a goal, from the same run.
 """
 
 from __future__ import annotations
@@ -20,21 +21,25 @@ from benchmarks.results import (
     BENCH_RUNS,
     ROOT,
     RUN_INFO,
+    Row,
     RunInfo,
     Table,
-    goal_verdict,
     newest_run,
     read_tables,
 )
+from docsgen.markdown import markdown_table
 from handlers.api_docs import replace_marked
 
-README = ROOT / "docs" / "benchmarks.md"  # the page the tables live on
+BENCH_PAGE = ROOT / "docs" / "benchmarks.md"  # the page the tables live on
+FRONT_PAGE = ROOT / "README.md"  # its bench:headline: the rows with a goal
+HEADLINE = "bench:headline"
+HEADLINE_TABLES = ("classification", "generation")
 FIGURE = ROOT / "docs" / "bench.png"
 LONG_INTEGER = re.compile(r"(?<![\d.,])\d{4,}(?![\d,])")  # 14858 but not the 4487 of 1.4487
 
 
 def marker(title: str) -> str:
-    """The README marker of a table: "Classification (sentiment)" -> "classification"."""
+    """The bench page's marker of a table: "Classification (sentiment)" -> "classification"."""
     return title.split()[0].lower()
 
 
@@ -43,23 +48,41 @@ def with_thousands(text: str) -> str:
     return LONG_INTEGER.sub(lambda m: f"{int(m.group()):,}", text)
 
 
-def row_cells(measure: str, value: str, note: str) -> list[str]:
-    """measure, value, note, goal: a goal moves from the note to its own cell, with whether
-    the value meets it (and by how much it misses), and its value is set in bold."""
-    verdict = goal_verdict(value, note)
-    if verdict is None:
-        return [measure, value, note, ""]
-    start, goal = verdict
-    return [measure, f"**{value}**", note[:start], goal]
+def row_cells(row: Row) -> list[str]:
+    """measure, value, note, goal: the goal in its own cell, with whether the figure meets it
+    (and by how much it misses); a value a goal judges is set in bold."""
+    value = f"**{row.value}**" if row.goal is not None else row.value
+    cells = [row.measure, value, row.note, row.verdict()]
+    return [with_thousands(cell) for cell in cells]
 
 
-def markdown_table(table: Table) -> str:
+def page_table(table: Table) -> str:
     heading = table.title[0].lower() + table.title[1:]
-    lines = [f"| {heading} | value | note | goal |", "|---|---|---|---|"]
-    for row in table.rows:
-        cells = [with_thousands(cell) for cell in row_cells(*row)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return markdown_table((heading, "value", "note", "goal"), map(row_cells, table.rows))
+
+
+def headline_measure(table: str, measure: str) -> str:
+    """A measure named with its table ("generation: ..."), once where it already says it."""
+    return measure if measure.startswith(table) else f"{table}: {measure}"
+
+
+def headline(run: Path) -> str:
+    """The README's short table: every row with a goal, under the run's caption."""
+    rows = [
+        (headline_measure(marker(table.title), measure), value, goal)
+        for table in read_tables(run)
+        if marker(table.title) in HEADLINE_TABLES
+        for measure, value, _, goal in map(row_cells, table.rows)
+        if goal
+    ]
+    caption = run_caption(run).strip().replace("The figures below are from", "From")
+    table = markdown_table(("measured by `make bench`", "value", "goal"), rows)
+    return f"{caption}\n\n{table}"
+
+
+def render_headline(text: str, run: Path) -> str:
+    """``text`` (the README) with its bench:headline written from ``run``."""
+    return replace_marked(text, HEADLINE, headline(run))
 
 
 def run_caption(run: Path) -> str:
@@ -77,9 +100,9 @@ def run_caption(run: Path) -> str:
 
 def render(text: str, run: Path) -> str:
     """``text`` with every bench section written from ``run``; a run without a table that the
-    README shows (a `--only` run) is refused rather than leaving an older table beside it."""
+    page shows (a `--only` run) is refused rather than leaving an older table beside it."""
     sections = {"run": run_caption(run)}
-    sections |= {marker(t.title): markdown_table(t) for t in read_tables(run)}
+    sections |= {marker(t.title): page_table(t) for t in read_tables(run)}
     wanted = re.findall(r"<!-- bench:(\w+) -->", text)
     missing = [name for name in wanted if name not in sections]
     if missing:
@@ -97,10 +120,12 @@ def main(argv: list[str] | None = None) -> None:
         "run", nargs="?", type=Path, help=f"a run folder (default: the newest in {BENCH_RUNS})"
     )
     run = parser.parse_args(argv).run or newest_run()
-    README.write_text(render(README.read_text(), run))
+    BENCH_PAGE.write_text(render(BENCH_PAGE.read_text(), run))
+    FRONT_PAGE.write_text(render_headline(FRONT_PAGE.read_text(), run))
     if (run / "bench.png").exists():
         shutil.copyfile(run / "bench.png", FIGURE)
-    print(f"{README.relative_to(ROOT)} and {FIGURE.relative_to(ROOT)}: from {run}")
+    written = (BENCH_PAGE, FRONT_PAGE, FIGURE)
+    print(f"{', '.join(str(p.relative_to(ROOT)) for p in written)}: from {run}")
 
 
 if __name__ == "__main__":

@@ -13,77 +13,126 @@ from __future__ import annotations
 
 import hashlib
 import json
-import operator
-import re
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
+
+from docsgen.markdown import markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_RUNS = ROOT / "runs" / "bench"
 BENCH_MD = "bench.md"
 BENCH_JSON = "bench.json"
 RUN_INFO = "run.json"
-# A goal is written at the end of a row's note: "goal >= 0.9", "...; goal <= 50 ms".
-GOAL = re.compile(r"(?:^|;\s*)goal (<=|>=) ([0-9.]+)(.*)$")
-COMPARE = {"<=": (operator.le, "≤"), ">=": (operator.ge, "≥")}
-NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-
-
-def goal_verdict(value: str, note: str) -> tuple[int, str] | None:
-    """Where a row's goal starts in its note, and the goal with its verdict ("≥ 0.9 ✗ (70% of
-    the goal)"), or None for a row without one. A missed goal says by how much, so that a
-    reader sees how far off it is without doing the arithmetic."""
-    goal = GOAL.search(note)
-    if goal is None:
-        return None
-    sign, target, rest = goal.groups()
-    compare, symbol = COMPARE[sign]
-    stated = f"{symbol} {target}{rest}"
-    figure = NUMBER.search(value)
-    if figure is None:
-        return goal.start(), stated
-    got, wanted = float(figure.group()), float(target)
-    if compare(got, wanted):
-        return goal.start(), f"{stated} ✓"
-    missed = f"{got / wanted:.0%} of the goal" if sign == ">=" else f"{got / wanted:.2f}× the limit"
-    return goal.start(), f"{stated} ✗ ({missed})"
 
 
 @dataclass(frozen=True)
 class Goal:
-    """A row's goal, written at the end of its note as `goal_verdict` reads it back."""
+    """What a measure must reach: its figure compared with ``target`` by ``sign``. ``unit``
+    follows the number as the value writes it ("ms"; "x" for a ratio, written 40x) and
+    ``meaning`` says in a word what the target stands for ("flat")."""
 
-    sign: str  # ">=" or "<="
+    sign: Literal[">=", "<="]
     target: float
+    unit: str = ""
+    meaning: str = ""
 
-    def note(self) -> str:
-        return f"goal {self.sign} {self.target:g}"
+    def stated(self) -> str:
+        """The goal as the tables write it: "≥ 0.9", "≤ 50 ms", "≤ 1.2x (flat)"."""
+        number = f"{self.target:g}"
+        if self.unit:
+            number += self.unit if self.unit == "x" else f" {self.unit}"
+        meaning = f" ({self.meaning})" if self.meaning else ""
+        return f"{SYMBOLS[self.sign]} {number}{meaning}"
+
+    def met(self, figure: float) -> bool:
+        return figure >= self.target if self.sign == ">=" else figure <= self.target
+
+    def verdict(self, figure: float) -> str:
+        """The goal with whether ``figure`` meets it; a missed goal says by how much, so that
+        a reader sees how far off it is without doing the arithmetic."""
+        if self.met(figure):
+            return f"{self.stated()} ✓"
+        ratio = figure / self.target
+        missed = f"{ratio:.0%} of the goal" if self.sign == ">=" else f"{ratio:.2f}× the limit"
+        return f"{self.stated()} ✗ ({missed})"
+
+
+SYMBOLS = {">=": "≥", "<=": "≤"}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measure: its value as a reader sees it, a note, and where it has a goal, the goal
+    and the unformatted figure the goal judges."""
+
+    measure: str
+    value: str
+    note: str = ""
+    goal: Goal | None = None
+    figure: float | None = None
+    unit: str = ""  # the figure's unit where the row is a rate ("/s", "tok/s"): bench.png's
+
+    def __post_init__(self) -> None:
+        if self.goal is not None and self.figure is None:
+            raise ValueError(f"{self.measure}: a row with a goal needs the figure it judges")
+
+    def verdict(self) -> str:
+        """The goal and whether the figure meets it ("≥ 0.9 ✗ (73% of the goal)"), or ""."""
+        return "" if self.goal is None else self.goal.verdict(self.figure)
+
+    def note_with_verdict(self) -> str:
+        """The note, then the goal and its verdict: bench.md's and the console's note cell."""
+        goal = f"goal {self.verdict()}" if self.goal is not None else ""
+        return "; ".join(part for part in (self.note, goal) if part)
+
+    @classmethod
+    def from_json(cls, row: dict) -> Row:
+        if not isinstance(row, dict):
+            raise ValueError(
+                "a bench.json written before rows had typed goals (a row is a list): "
+                "run `make bench` again"
+            )
+        goal = row.get("goal")
+        return cls(**{**row, "goal": Goal(**goal) if goal else None})
 
 
 @dataclass
 class Table:
-    """Rows of (measure, value, note) printed and written as markdown."""
+    """Rows of (measure, value, note, goal) printed and written as markdown."""
 
     title: str
-    rows: list[tuple[str, str, str]] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
 
-    def add(self, measure: str, value: str, note: str = "", goal: Goal | None = None) -> None:
-        """A row; a ``goal`` goes at the end of its note, where `goal_verdict` finds it."""
-        if goal is not None:
-            note = f"{note}; {goal.note()}" if note else goal.note()
-        self.rows.append((measure, value, note))
-        print(f"  {measure:<58} {value:>14}  {self.note_with_verdict(value, note)}", flush=True)
+    def add(
+        self,
+        measure: str,
+        value: str,
+        note: str = "",
+        goal: Goal | None = None,
+        figure: float | None = None,
+    ) -> None:
+        """A row; one with a ``goal`` gives the ``figure`` the goal judges."""
+        self.put(Row(measure, value, note, goal, figure))
 
-    @staticmethod
-    def note_with_verdict(value: str, note: str) -> str:
-        verdict = goal_verdict(value, note)
-        return note if verdict is None else f"{note[: verdict[0]]}; goal {verdict[1]}".lstrip("; ")
+    def rate(self, measure: str, figure: float, unit: str, note: str = "") -> None:
+        """A row whose value is a rate ("1687 /s"): bench.png plots it by its unit."""
+        self.put(Row(measure, f"{figure:.0f} {unit}", note, figure=figure, unit=unit))
+
+    def put(self, row: Row) -> None:
+        self.rows.append(row)
+        print(f"  {row.measure:<58} {row.value:>14}  {row.note_with_verdict()}", flush=True)
 
     def markdown(self) -> str:
-        lines = [f"### {self.title}", "", "| measure | value | note |", "|---|---|---|"]
-        lines += [f"| {m} | {v} | {self.note_with_verdict(v, n)} |" for m, v, n in self.rows]
-        return "\n".join(lines) + "\n"
+        return f"### {self.title}\n\n" + markdown_table(
+            ("measure", "value", "note"),
+            [(row.measure, row.value, row.note_with_verdict()) for row in self.rows],
+        )
+
+    @classmethod
+    def from_json(cls, table: dict) -> Table:
+        return cls(table["title"], [Row.from_json(row) for row in table["rows"]])
 
 
 @dataclass
@@ -127,17 +176,6 @@ class RunInfo:
         return cls(**json.loads((folder / RUN_INFO).read_text()))
 
 
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo ("" where there is none)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
-
-
 def git_commit() -> str:
     """The checkout's commit, and whether it had uncommitted changes."""
     try:
@@ -165,13 +203,13 @@ def archive_digests(model_store: Path) -> dict[str, str]:
 def write_run(out: Path, info: RunInfo, tables: list[Table]) -> None:
     """bench.md, bench.json and run.json of one run."""
     (out / BENCH_MD).write_text(info.header() + "\n".join(t.markdown() for t in tables))
-    (out / BENCH_JSON).write_text(json.dumps([t.__dict__ for t in tables], indent=2))
+    (out / BENCH_JSON).write_text(json.dumps([asdict(t) for t in tables], indent=2))
     info.save(out)
 
 
 def read_tables(run: Path) -> list[Table]:
     """A run's tables as bench.json holds them."""
-    return [Table(**table) for table in json.loads((run / BENCH_JSON).read_text())]
+    return [Table.from_json(table) for table in json.loads((run / BENCH_JSON).read_text())]
 
 
 def newest_run(runs: Path = BENCH_RUNS) -> Path:

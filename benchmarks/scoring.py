@@ -32,6 +32,7 @@ from benchmarks.harness import server
 from benchmarks.streams import timed_stream
 from evaluation.harness import documents
 from serving.connection import Connection
+from serving.server_config import DEFAULT_MODEL_STORE
 
 DOC_CHARS = 1000
 CONCURRENCY = (16, 64)
@@ -118,7 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model-store", default="model_store")
+    parser.add_argument("--model-store", type=Path, default=DEFAULT_MODEL_STORE)
     parser.add_argument("--out", default="runs/bench-scoring")
     parser.add_argument("--chars", type=int, default=DEFAULT_CHARS, help="characters scored")
     args = parser.parse_args()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from benchmarks.harness import half_saturation, locust, server
 from benchmarks.results import ROOT
+from serving.server_config import DEFAULT_MODEL_STORE
 
 ENDPOINT = "/predictions/sentiment"
 
@@ -43,7 +44,7 @@ def measure(store: Path, run_dir: Path, overrides: dict[str, str], seconds: int)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--model-store", type=Path, default=ROOT / "model_store")
+    parser.add_argument("--model-store", type=Path, default=DEFAULT_MODEL_STORE)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=20)
     args = parser.parse_args()

@@ -9,15 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import readme_tables
+from benchmarks.results import BENCH_JSON
 from benchmarks.results import ROOT as BENCH_ROOT
-from docsgen.references import ROOT
 from handlers import api_docs
-from handlers.api_docs import replace_marked
 from training import experiments, model_card
 
-README = ROOT / "README.md"
-BENCH_PAGE = readme_tables.README
-HEADLINE = "bench:headline"  # the README's short table: the bench rows that carry a goal
+README = readme_tables.FRONT_PAGE
+BENCH_PAGE = readme_tables.BENCH_PAGE
 
 # render(current page text) -> (the text its owner would write now, a note or None)
 Render = Callable[[str], tuple[str, str | None]]
@@ -31,40 +29,27 @@ class Section:
     render: Render
 
 
-def _bench_tables(text: str) -> tuple[str, str | None]:
-    """The bench tables from the run their caption names, when that run is in this checkout."""
-    named = re.search(r"<!-- bench:run -->\n.*?`(runs/bench/[^`]+)`", text, re.S)
+def _named_run(bench_page: str) -> tuple[Path | None, str | None]:
+    """The run the bench page's caption names, when that run is in this checkout."""
+    named = re.search(r"<!-- bench:run -->\n.*?`(runs/bench/[^`]+)`", bench_page, re.S)
     if not named:
-        return text, "no run named in the bench:run caption"
+        return None, "no run named in the bench:run caption"
     run = BENCH_ROOT / named.group(1)
-    if not (run / "bench.json").exists():
-        return text, f"{named.group(1)} is not in this checkout (runs/ is git-ignored): not checked"
-    return readme_tables.render(text, run), None
+    if not (run / BENCH_JSON).exists():
+        return None, f"{named.group(1)} is not in this checkout (runs/ is git-ignored): not checked"
+    return run, None
 
 
-def headline_rows(bench_page: str) -> list[list[str]]:
-    """The rows of the bench tables that carry a goal: measure, value, goal."""
-    rows = []
-    for name in ("classification", "generation"):
-        body = re.search(rf"<!-- bench:{name} -->\n(.*?)<!-- /bench:{name} -->", bench_page, re.S)
-        for line in body.group(1).splitlines()[2:] if body else []:
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            measure, value, goal = cells[0], cells[1], cells[-1]  # the goal is the last column
-            if goal:
-                rows.append([f"{name}: {measure}", value, goal])
-    return rows
+def _bench_tables(text: str) -> tuple[str, str | None]:
+    """The bench tables from the run their caption names."""
+    run, note = _named_run(text)
+    return (text, note) if run is None else (readme_tables.render(text, run), None)
 
 
 def _headline(text: str) -> tuple[str, str | None]:
-    bench_page = BENCH_PAGE.read_text()
-    rows = headline_rows(bench_page)
-    caption = re.search(r"<!-- bench:run -->\n(.*?)<!-- /bench:run -->", bench_page, re.S)
-    source = (
-        caption.group(1).strip().replace("The figures below are from", "From") if caption else ""
-    )
-    table = [source, "", "| measured by `make bench` | value | goal |", "|---|---|---|"]
-    table += ["| " + " | ".join(row) + " |" for row in rows]
-    return replace_marked(text, HEADLINE, "\n".join(table) + "\n"), None
+    """The README's rows with a goal, from the run the bench page's caption names."""
+    run, note = _named_run(BENCH_PAGE.read_text())
+    return (text, note) if run is None else (readme_tables.render_headline(text, run), None)
 
 
 def _card(model: str) -> Render:
@@ -95,7 +80,7 @@ SECTIONS: tuple[Section, ...] = (
         if "<!-- api:" in text
     ),
     Section("bench tables", BENCH_PAGE, "python -m benchmarks.readme_tables", _bench_tables),
-    Section("bench headline", README, "python -m docsgen", _headline),
+    Section("bench headline", README, "python -m benchmarks.readme_tables", _headline),
     Section(
         "sentiment card",
         model_card.CARDS / "sentiment.md",

@@ -33,6 +33,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from serving.server_config import DEFAULT_RUN_DIR
+
 AGREEMENT = 0.01  # nats/char: the harness through the server vs the in-process scorer
 DOC_CHARS = 1500  # a document: whole lines, about this long (one rolling window)
 CONTEXT_LINES = 3  # lines of the play before each next-line question
@@ -226,7 +228,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--run-dir", default="runs/server", help="a running `make serve`")
+    parser.add_argument("--run-dir", default=DEFAULT_RUN_DIR, help="a running `make serve`")
     parser.add_argument("--archive", default="model_store/lm.mar")
     parser.add_argument("--documents", type=int, default=20)
     parser.add_argument("--questions", type=int, default=40)

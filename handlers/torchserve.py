@@ -15,6 +15,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any, TypeVar
 
 import torch
@@ -35,15 +36,8 @@ METRIC_LATENCY_MS = "HandlerBatchLatencyMs"
 METRIC_BAD_REQUESTS = "HandlerBadRequests"
 METRIC_FAILED_REQUESTS = "HandlerFailedRequests"
 
-PHRASES = {
-    400: "Bad Request",
-    404: "Not Found",
-    409: "Conflict",
-    410: "Gone",
-    413: "Payload Too Large",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
+# The reason phrase TorchServe sends beside a status we set (the standard library's table).
+PHRASES = {status.value: status.phrase for status in HTTPStatus}
 # The answer to every request a worker has not begun once the server drains for a stop.
 STOPPING = RequestError("server", "is stopping; send the request again (to another instance)", 503)
 # The answer to a request that failed on our side (logged with its traceback).

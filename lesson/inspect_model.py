@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from docsgen.markdown import markdown_rows
 from lesson.plots import plot_confusion, plot_sentiment_gates, plot_sine_gates
 from lesson.study import NOISE, SineRegressor, fit, mse, sine_windows
 from models.artifact import CONFIG_FILE
@@ -72,14 +73,12 @@ def command_gates(args: argparse.Namespace) -> list[Path]:
 def mean_gate_table(explanation: dict[str, Any]) -> str:
     """Markdown: one row per token, the mean of each gate in each direction."""
     columns = [(d, g) for d in explanation["directions"] for g in explanation["gates"]]
-    lines = [
-        "| token | " + " | ".join(f"{g} ({d[:3]})" for d, g in columns) + " |",
-        "|---|" + "---:|" * len(columns),
+    header = ["token", *(f"{g} ({d[:3]})" for d, g in columns)]
+    rows = [
+        [token["piece"], *(f"{np.mean(token[d][g]):.3f}" for d, g in columns)]
+        for token in explanation["tokens"]
     ]
-    for token in explanation["tokens"]:
-        cells = [f"{np.mean(token[d][g]):.3f}" for d, g in columns]
-        lines.append(f"| {token['piece']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(markdown_rows(header, rows, "l" + "r" * len(columns)))
 
 
 # ---- gates of a small LSTM reading a sine wave (lesson exercise 1) --------------------------
@@ -165,13 +164,17 @@ def embeddings_markdown(result: dict[str, Any]) -> str:
         f"Largest embedding norms ({len(result['top'])} of {result['vocab_size']} tokens; "
         f"median norm {result['median_norm']}). `▁` marks a word start.",
         "",
-        "| rank | token | id | norm |",
-        "|---:|---|---:|---:|",
     ]
-    for row in result["top"]:
-        piece = row["piece"].replace("|", "\\|")
-        lines.append(f"| {row['rank']} | `{piece}` | {row['id']} | {row['norm']:.3f} |")
-    return "\n".join(lines) + "\n"
+    rows = [
+        (
+            row["rank"],
+            "`" + row["piece"].replace("|", "\\|") + "`",
+            row["id"],
+            f"{row['norm']:.3f}",
+        )
+        for row in result["top"]
+    ]
+    return "\n".join(lines + markdown_rows(("rank", "token", "id", "norm"), rows, "rlrr")) + "\n"
 
 
 def command_embeddings(args: argparse.Namespace) -> list[Path]:
@@ -238,17 +241,17 @@ def confusion_markdown(report: dict[str, Any]) -> str:
         f"Dev split of `{report['source']}`: {report['rows']} sentences, accuracy "
         f"{report['accuracy']:.4f}.",
         "",
-        "| true \\ predicted | " + " | ".join(labels) + " |",
-        "|---|" + "---:|" * len(labels),
     ]
-    for label, row in zip(labels, report["confusion_matrix"], strict=True):
-        lines.append(f"| **{label}** | " + " | ".join(str(v) for v in row) + " |")
-    lines += ["", "| label | precision | recall | support |", "|---|---:|---:|---:|"]
-    for label, scores in report["per_class"].items():
-        lines.append(
-            f"| {label} | {scores['precision']:.4f} | {scores['recall']:.4f} "
-            f"| {scores['support']} |"
-        )
+    confusion = [
+        [f"**{label}**", *row]
+        for label, row in zip(labels, report["confusion_matrix"], strict=True)
+    ]
+    lines += markdown_rows(["true \\ predicted", *labels], confusion, "l" + "r" * len(labels))
+    scores = [
+        (label, f"{s['precision']:.4f}", f"{s['recall']:.4f}", s["support"])
+        for label, s in report["per_class"].items()
+    ]
+    lines += ["", *markdown_rows(("label", "precision", "recall", "support"), scores, "lrrr")]
     return "\n".join(lines) + "\n"
 
 

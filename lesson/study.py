@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from docsgen.markdown import markdown_rows
 from lesson.plots import pyplot
 
 # Defaults (plain values; each has a flag). 40 epochs as in the lesson's exercise.
@@ -227,20 +228,28 @@ def markdown(result: dict[str, Any]) -> str:
         f"hidden {settings['hidden']}, {result['runs'][0]['steps']} steps of batch "
         f"{settings['batch_size']}, noise σ {settings['noise']}).",
         "",
-        "| seq_len | LSTM MSE | GRU MSE | GRU / LSTM | last-value baseline | LSTM s | GRU s |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for row in result["summary"]:
-        lines.append(
-            f"| {row['seq_len']} | {row['lstm_mse']:.5f} ± {row['lstm_std']:.5f} "
-            f"| {row['gru_mse']:.5f} ± {row['gru_std']:.5f} "
-            f"| {row['gru_mse'] / row['lstm_mse']:.2f} | {row['last_value_mse']:.5f} "
-            f"| {row['lstm_seconds']:.1f} | {row['gru_seconds']:.1f} |"
+    header = ("seq_len", "LSTM MSE", "GRU MSE", "GRU / LSTM", "last-value baseline", "LSTM s")
+    lengths = [
+        (
+            row["seq_len"],
+            f"{row['lstm_mse']:.5f} ± {row['lstm_std']:.5f}",
+            f"{row['gru_mse']:.5f} ± {row['gru_std']:.5f}",
+            f"{row['gru_mse'] / row['lstm_mse']:.2f}",
+            f"{row['last_value_mse']:.5f}",
+            f"{row['lstm_seconds']:.1f}",
+            f"{row['gru_seconds']:.1f}",
         )
-    lines += ["", "| cell | recurrent parameters | total parameters |", "|---|---:|---:|"]
-    for cell in CELL_NAMES:
-        run = next(r for r in result["runs"] if r["cell"] == cell)
-        lines.append(f"| {cell.upper()} | {run['rnn_parameters']:,} | {run['parameters']:,} |")
+        for row in result["summary"]
+    ]
+    lines += markdown_rows((*header, "GRU s"), lengths, "r" * 7)
+    runs = {run["cell"]: run for run in result["runs"]}
+    cells = [
+        (cell.upper(), f"{runs[cell]['rnn_parameters']:,}", f"{runs[cell]['parameters']:,}")
+        for cell in CELL_NAMES
+    ]
+    header = ("cell", "recurrent parameters", "total parameters")
+    lines += ["", *markdown_rows(header, cells, "lrr")]
     return "\n".join(lines) + "\n"
 
 

@@ -29,8 +29,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import psutil
 import requests
 
+from docsgen.markdown import markdown_rows
 from loadtest import run as load_run
 from loadtest.metrics import ACTIVE_ROWS, ACTIVE_SESSIONS, canonical, parse_counters, scrape
 from serving.connection import Connection
@@ -112,23 +114,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def children(pid: int) -> list[int]:
-    """Processes whose parent is ``pid`` (from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
+    """Processes whose parent is ``pid``."""
+    try:
+        return [child.pid for child in psutil.Process(pid).children()]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def command_line(pid: int) -> str:
     try:
-        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
+        return " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
         return ""
 
 
@@ -322,16 +318,14 @@ def render(result: ChaosResult) -> str:
         f"The load run took {result.load_seconds:.1f} s (bound {result.load_bound_s:.0f} s). "
         f"Verdict: {'PASS' if result.passed else 'FAIL'}.",
         "",
-        "| Killed | pid | Answered again after (s) |",
-        "|---|---|---|",
     ]
-    for k in result.kills:
-        after = f"{k.answered_after_s:.1f}" if k.answered_after_s is not None else "never"
-        lines.append(f"| {k.victim} | {k.pid} | {after} |")
-    lines += ["", "| Failure kind | Count |", "|---|---|"]
-    lines += [f"| {kind} | {count} |" for kind, count in sorted(result.failures.items())]
-    lines += ["", "| Failed with status | Count |", "|---|---|"]
-    lines += [f"| {status} | {count} |" for status, count in sorted(result.statuses.items())]
+    kills = [
+        (k.victim, k.pid, "never" if k.answered_after_s is None else f"{k.answered_after_s:.1f}")
+        for k in result.kills
+    ]
+    lines += markdown_rows(("Killed", "pid", "Answered again after (s)"), kills)
+    lines += ["", *markdown_rows(("Failure kind", "Count"), sorted(result.failures.items()))]
+    lines += ["", *markdown_rows(("Failed with status", "Count"), sorted(result.statuses.items()))]
     lines += [
         "",
         f"Failures not in flight at a kill: {result.not_in_flight}. '{NEVER_ANSWERED}': a "
@@ -339,13 +333,10 @@ def render(result: ChaosResult) -> str:
         "(docs/faults.md).",
         "",
     ]
-    lines += ["| Failed request: error | Count |", "|---|---|"]
-    lines += [
-        f"| {name.replace('|', '/')} | {count} |"
-        for name, count in sorted(result.failures_by_name.items())
-    ]
-    lines += ["", "| Health at the end | |", "|---|---|"]
-    lines += [f"| {name} | {'yes' if ok else 'NO'} |" for name, ok in result.healthy.items()]
+    errors = [(name.replace("|", "/"), n) for name, n in sorted(result.failures_by_name.items())]
+    lines += markdown_rows(("Failed request: error", "Count"), errors)
+    health = [(name, "yes" if ok else "NO") for name, ok in result.healthy.items()]
+    lines += ["", *markdown_rows(("Health at the end", ""), health)]
     lines += ["", *[f"- {note}" for note in result.notes], ""]
     return "\n".join(lines)
 

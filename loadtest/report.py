@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from docsgen.markdown import markdown_rows
 from loadtest.metrics import ModelLoad, parse_counters, summarize
 
 # The files of one run folder (loadtest/run.py writes them, this module reads them).
@@ -137,8 +138,7 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+    return markdown_rows(header, rows)
 
 
 def render(

@@ -22,6 +22,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import psutil
+
 from serving.lifecycle import alive
 from serving.server_config import ROOT, ServerError
 
@@ -56,10 +58,12 @@ def _is_playground(pid: int) -> bool:
     if not alive(pid):
         return False
     try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return True  # no /proc: trust the state file
-    return b"playground" in command
+        command = psutil.Process(pid).cmdline()
+    except psutil.AccessDenied:
+        return True  # not ours to read: trust the state file
+    except psutil.NoSuchProcess:
+        return False
+    return "playground" in command
 
 
 def write_state(run_dir: Path, state: PlaygroundState) -> None:

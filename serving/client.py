@@ -33,7 +33,7 @@ from typing import Any
 import requests
 
 from handlers import registry
-from serving.connection import Connection
+from serving.connection import REPLY_TIMEOUT_S, Connection
 from serving.server_config import DEFAULT_RUN_DIR, ServerError
 
 URL_ENV = "RNN_SERVE_URL"
@@ -55,7 +55,7 @@ class ClientError(Exception):
 class Client:
     """Our API over HTTP, with the keys of the server it was made for."""
 
-    def __init__(self, connection: Connection, timeout: float = 120) -> None:
+    def __init__(self, connection: Connection, timeout: float = REPLY_TIMEOUT_S) -> None:
         self.connection = connection
         self.timeout = timeout
 
@@ -131,12 +131,14 @@ def classify(connection: Connection, text: str | list[str], timeout: float = 30)
     return Client(connection, timeout).classify(text)
 
 
-def generate(connection: Connection, payload: dict[str, Any], timeout: float = 120) -> Any:
+def generate(
+    connection: Connection, payload: dict[str, Any], timeout: float = REPLY_TIMEOUT_S
+) -> Any:
     return _post(connection, "lm", {**payload, "stream": False}, timeout).json()
 
 
 def generate_stream(
-    connection: Connection, payload: dict[str, Any], timeout: float = 120
+    connection: Connection, payload: dict[str, Any], timeout: float = REPLY_TIMEOUT_S
 ) -> Iterator[dict[str, Any]]:
     """Yield the streamed chunks: newline-delimited JSON objects, the last with finish_reason.
 
@@ -146,18 +148,12 @@ def generate_stream(
     whose worker died open with nothing more to say (docs/faults.md)."""
     idle = min(timeout, STREAM_IDLE_S)
     reply = _post(connection, "lm", {**payload, "stream": True}, (timeout, idle), stream=True)
-    # TorchServe sends streamed chunks without a Content-Type, so requests knows no charset and
-    # would yield bytes; NDJSON is UTF-8.
-    reply.encoding = reply.encoding or "utf-8"
-    buffer = ""
-    for piece in reply.iter_content(chunk_size=None, decode_unicode=True):
-        buffer += piece
-        while "\n" in buffer:
-            line, buffer = buffer.split("\n", 1)
-            if line.strip():
-                yield _checked(json.loads(line))
-    if buffer.strip():
-        yield _checked(json.loads(buffer))
+    # Lines as bytes (NDJSON is UTF-8, which json.loads reads): decoded text would also split
+    # at U+2028 and the like, which a JSON string may hold unescaped. chunk_size=None hands
+    # each chunk over as it arrives instead of waiting for 512 bytes.
+    for line in reply.iter_lines(chunk_size=None):
+        if line.strip():
+            yield _checked(json.loads(line))
 
 
 def _checked(line: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,9 @@ from serving.server_config import DEFAULT_RUN_DIR, ServerError
 
 STATE_FILE = "server.json"
 KEY_FILE = "key_file.json"
+# Seconds a client waits for a whole reply: TorchServe's own default_response_timeout
+# (serving/config.properties), after which the server answers for itself.
+REPLY_TIMEOUT_S = 120.0
 
 
 @dataclass

@@ -39,8 +39,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
+import psutil
+
 from serving.connection import KEY_FILE
-from serving.lifecycle import PID_FILE, log_hint, server_pid, start, stop
+from serving.lifecycle import PID_FILE, START_TIMEOUT, log_hint, server_pid, start, stop
 from serving.server_config import DEFAULT_MODELS, DEFAULT_RUN_DIR, ServerConfig, ServerError
 
 PREFIX = "RNN_SERVE_"
@@ -54,7 +56,6 @@ PORTS = {
     "GRPC_MANAGEMENT_PORT": "grpc_management_port",
     "WORKER_PORT": "initial_worker_port",
 }
-DEFAULT_START_TIMEOUT = 300.0
 EXIT_START_FAILED = 1
 EXIT_SERVER_DIED = 2
 
@@ -106,7 +107,7 @@ def _port(variable: str, env: Mapping[str, str]) -> int | None:
 
 
 def start_timeout_from_env(env: Mapping[str, str] = os.environ) -> float:
-    value = env.get(PREFIX + "START_TIMEOUT", str(DEFAULT_START_TIMEOUT))
+    value = env.get(PREFIX + "START_TIMEOUT", str(START_TIMEOUT))
     try:
         return float(value)
     except ValueError:
@@ -125,10 +126,10 @@ def clear_stale_pid_file(run_dir: Path) -> bool:
     if pid is None:
         return False
     try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False  # no /proc to ask: leave the decision to serving.lifecycle
-    if b"org.pytorch.serve" in command:
+        command = psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return False  # not ours to ask: leave the decision to serving.lifecycle
+    if any("org.pytorch.serve" in part for part in command):
         return False
     (Path(run_dir) / "tmp" / PID_FILE).unlink(missing_ok=True)
     return True

@@ -52,7 +52,7 @@ from typing import Any
 import grpc
 from google.protobuf import empty_pb2
 
-from serving.connection import Connection
+from serving.connection import REPLY_TIMEOUT_S, Connection
 from serving.server_config import DEFAULT_RUN_DIR, ServerError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,7 +150,9 @@ class GrpcClient:
     One client (one channel, one HTTP/2 connection) per thread is what the benchmark uses; a
     channel may also be shared between threads."""
 
-    def __init__(self, address: str, key: str | None = None, timeout: float = 120.0) -> None:
+    def __init__(
+        self, address: str, key: str | None = None, timeout: float = REPLY_TIMEOUT_S
+    ) -> None:
         self.messages, services = stubs()
         self.address = address
         self.timeout = timeout

@@ -23,6 +23,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import psutil
 import requests
 
 from handlers import drain
@@ -33,6 +34,7 @@ from serving.server_config import DEFAULT_RUN_DIR, ServerConfig, ServerError, ch
 PID_FILE = ".model_server.pid"  # TorchServe writes it into $TMPDIR
 STARTUP_LOG = "startup.log"
 DRAIN_DIR = "drain"  # the graceful-stop protocol's files (handlers/drain.py)
+START_TIMEOUT = 300.0  # seconds a start waits for every worker to be READY (models load)
 DRAIN_TIMEOUT = 30.0  # seconds a stop waits for running batches; a capped batch takes a few
 # A worker hands its answers to the frontend just after it frees its lock: let them go out.
 SETTLE_SECONDS = 0.25
@@ -68,14 +70,9 @@ def server_pid(run_dir: Path) -> int | None:
 def alive(pid: int) -> bool:
     """Whether ``pid`` is a running process; a zombie (exited, not yet reaped) is not."""
     try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
-    try:
-        # /proc/<pid>/stat: "pid (comm) state ...", comm may hold spaces or parentheses.
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True  # no /proc here: kill(0) is all we can ask
 
 
 def missing_archives(model_store: Path, models: tuple[str, ...]) -> list[str]:
@@ -84,11 +81,11 @@ def missing_archives(model_store: Path, models: tuple[str, ...]) -> list[str]:
 
 
 def missing_archives_message(model_store: Path, missing: list[str]) -> str:
-    """What a command says when archives are missing (the README quotes it)."""
+    """What a command says when archives are missing (docs/operations.md quotes it)."""
     return f"no {', '.join(missing)} archive in {model_store}: run `make models`"
 
 
-def start(config: ServerConfig, timeout: float = 300.0) -> Connection:
+def start(config: ServerConfig, timeout: float = START_TIMEOUT) -> Connection:
     """Start TorchServe and return once every worker of every model is READY."""
     run_dir = Path(config.run_dir).resolve()
     if server_pid(run_dir) is not None:

@@ -20,6 +20,7 @@ from handlers import registry
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_TEMPLATE = ROOT / "serving" / "config.properties"
 DEFAULT_RUN_DIR = ROOT / "runs" / "server"
+DEFAULT_MODEL_STORE = ROOT / "model_store"  # where `make models` puts the archives
 DEFAULT_MODELS = registry.names()  # every model handlers/registry.py declares
 # The ports a server binds itself, named as ServerConfig's fields (workers' ports come later).
 PORT_ROLES = (
@@ -29,6 +30,7 @@ PORT_ROLES = (
     "grpc_inference_port",
     "grpc_management_port",
 )
+PORT_FIELDS = (*PORT_ROLES, "initial_worker_port")  # and the first worker's (each takes the next)
 
 
 class ServerError(RuntimeError):
@@ -42,7 +44,7 @@ class ServerError(RuntimeError):
 class ServerConfig:
     """Where and how one TorchServe instance runs. Defaults are the documented ones."""
 
-    model_store: Path = ROOT / "model_store"
+    model_store: Path = DEFAULT_MODEL_STORE
     run_dir: Path = DEFAULT_RUN_DIR
     host: str = "127.0.0.1"
     inference_port: int = 8080
@@ -62,8 +64,8 @@ class ServerConfig:
     def on_free_ports(cls, **settings: Any) -> ServerConfig:
         """A config whose six ports are free right now (tests and benchmarks run side by side
         with a user's server)."""
-        names = (*PORT_ROLES, "initial_worker_port")
-        return cls(**dict(zip(names, free_ports(len(names)), strict=True)), **settings)
+        ports = free_ports(len(PORT_FIELDS))
+        return cls(**dict(zip(PORT_FIELDS, ports, strict=True)), **settings)
 
     @classmethod
     def from_arguments(cls, args: Any, **settings: Any) -> ServerConfig:
@@ -71,25 +73,20 @@ class ServerConfig:
         return cls(
             model_store=args.model_store,
             run_dir=args.run_dir,
-            inference_port=args.inference_port,
-            management_port=args.management_port,
-            metrics_port=args.metrics_port,
-            grpc_inference_port=args.grpc_inference_port,
-            grpc_management_port=args.grpc_management_port,
+            **{role: getattr(args, role) for role in PORT_ROLES},
             initial_worker_port=args.worker_port,
             auth=args.auth == "on",
             **settings,
         )
 
+    def ports(self) -> dict[str, int]:
+        """Every port of the instance by its field's name: its own and the first worker's."""
+        return {name: getattr(self, name) for name in PORT_FIELDS}
+
     def render(self) -> str:
         text = CONFIG_TEMPLATE.read_text().format(
             host=self.host,
-            inference_port=self.inference_port,
-            management_port=self.management_port,
-            metrics_port=self.metrics_port,
-            grpc_inference_port=self.grpc_inference_port,
-            grpc_management_port=self.grpc_management_port,
-            initial_worker_port=self.initial_worker_port,
+            **self.ports(),
             model_store=Path(self.model_store).resolve(),
             load_models=",".join(f"{m}={m}.mar" for m in self.models),
             disable_token_authorization=str(not self.auth).lower(),
@@ -132,13 +129,9 @@ def add_server_arguments(parser: Any) -> None:
     """The flags that say where a server's archives are and where it listens (`make serve`'s
     and `make loadtest`'s); `ServerConfig.from_arguments` reads them back."""
     parser.add_argument("--model-store", type=Path, default=ServerConfig.model_store)
-    parser.add_argument("--inference-port", type=int, default=ServerConfig.inference_port)
-    parser.add_argument("--management-port", type=int, default=ServerConfig.management_port)
-    parser.add_argument("--metrics-port", type=int, default=ServerConfig.metrics_port)
-    parser.add_argument("--grpc-inference-port", type=int, default=ServerConfig.grpc_inference_port)
-    parser.add_argument(
-        "--grpc-management-port", type=int, default=ServerConfig.grpc_management_port
-    )
+    for role in PORT_ROLES:  # --inference-port ... --grpc-management-port
+        flag = "--" + role.replace("_", "-")
+        parser.add_argument(flag, type=int, default=getattr(ServerConfig, role))
     parser.add_argument(
         "--worker-port",
         type=int,

@@ -26,6 +26,7 @@ import yaml
 from handlers import registry
 from models import atomic
 from models.artifact import ARTIFACT_FILES
+from serving.server_config import DEFAULT_MODEL_STORE
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("models", "handlers")
@@ -124,7 +125,7 @@ def main() -> None:
     )
     parser.add_argument("name", choices=registry.names())
     parser.add_argument("--artifact", required=True)
-    parser.add_argument("--export", default="model_store")
+    parser.add_argument("--export", default=DEFAULT_MODEL_STORE)
     parser.add_argument("--config-file", default=None)
     args = parser.parse_args()
     print(build_archive(args.name, args.artifact, args.export, args.config_file))

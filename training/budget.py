@@ -31,7 +31,8 @@ SENTIMENT_BUDGET_MINUTES = FIRST_START_MINUTES - INSTALL_MINUTES - SERVE_MINUTES
 # The fixed default sentiment recipe, measured on a fresh clone on the slower kind (AMD EPYC,
 # 2026-12-07, ../shared/docs/cpu-performance-notes.md; 8.4 on an Intel Xeon with AMX).
 SENTIMENT_RECIPE_MINUTES = 15.2
-FAST_PROFILE_SAVING_MINUTES = 1.0  # PROFILE=fast (3 copies): "about a minute shorter" (README)
+# PROFILE=fast (3 copies): "about a minute shorter" (docs/models/sentiment.md)
+FAST_PROFILE_SAVING_MINUTES = 1.0
 TINY_MINUTES = 0.5  # the tiny profiles: seconds of training plus start-up
 
 RESERVE_SECONDS = 10.0  # after the planned stages: augmentation, saving the artifact

@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from training.model_card import machine
+from docsgen.markdown import markdown_table
+from training.machine import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ROOT / "docs" / "experiments"
@@ -51,7 +52,7 @@ def read_run(model: str, run: Path) -> dict[str, Any]:
     }
 
 
-def recipe_row(model: str, recipe: dict[str, Any]) -> str:
+def recipe_row(model: str, recipe: dict[str, Any]) -> list[str]:
     _, style, _ = RESULTS[model]
     runs = recipe["runs"]
     results = " / ".join(style.format(r["result"]) for r in runs)
@@ -66,17 +67,14 @@ def recipe_row(model: str, recipe: dict[str, Any]) -> str:
         results,
         recipe.get("note", ""),
     ]
-    return "| " + " | ".join(cells) + " |"
+    return cells
 
 
 def table(model: str, recipes: list[dict[str, Any]] | None) -> str:
     if not recipes:
         return f"_No runs recorded yet: `python -m training.experiments {model} NAME RUN...`._\n"
-    lines = [
-        "| recipe | date | machine | seeds | minutes | result | note |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    return "\n".join(lines + [recipe_row(model, recipe) for recipe in recipes]) + "\n"
+    header = ("recipe", "date", "machine", "seeds", "minutes", "result", "note")
+    return markdown_table(header, [recipe_row(model, recipe) for recipe in recipes])
 
 
 def load_recipes(model: str, pages: Path = PAGES) -> list[dict[str, Any]] | None:

@@ -17,6 +17,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+from docsgen.markdown import markdown_table
 from training.train_lm import LMTrainOptions, train
 
 
@@ -45,8 +46,7 @@ def run_sweep(minutes: float, vocab_sizes: list[int], out: Path, seed: int) -> l
 
 
 def markdown(rows: list[dict]) -> str:
-    header = "| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]) + "\n"
-    return header + "".join("| " + " | ".join(str(v) for v in r.values()) + " |\n" for r in rows)
+    return markdown_table(list(rows[0]), [list(row.values()) for row in rows])
 
 
 def main() -> None:

@@ -18,12 +18,14 @@ from __future__ import annotations
 import argparse
 import html
 import json
-import platform
 import tempfile
 import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from docsgen.markdown import markdown_table
+from training.machine import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 CARDS = ROOT / "docs" / "models"
@@ -31,6 +33,11 @@ SAMPLE_PROMPT = "ROMEO:"
 SAMPLE_TEMPERATURES = (0.5, 1.0, 1.5)
 SAMPLE_SEED = 1234
 SAMPLE_TOKENS = 120
+# What every trainer's metrics.json says of how it ran, last on each card.
+HOW_TRAINED = {
+    "threads": ("training threads", "{}"),
+    "precision": ("training precision", "{}"),
+}
 # Per model: the metrics.json keys a card shows, each with how to write it.
 FIGURES: dict[str, dict[str, tuple[str, str]]] = {
     "sentiment": {
@@ -40,8 +47,7 @@ FIGURES: dict[str, dict[str, tuple[str, str]]] = {
         "parameters": ("parameters", "{:,}"),
         "vocab_size": ("vocabulary (words)", "{:,}"),
         "seconds": ("training time, all stages", "{:.0f} s"),
-        "threads": ("training threads", "{}"),
-        "precision": ("training precision", "{}"),
+        **HOW_TRAINED,
     },
     "lm": {
         "val_nats_per_char": ("validation nats/char (last 10% of Tiny Shakespeare)", "{:.4f}"),
@@ -51,24 +57,13 @@ FIGURES: dict[str, dict[str, tuple[str, str]]] = {
         "parameters": ("parameters", "{:,}"),
         "vocab_size": ("vocabulary (sentencepiece pieces)", "{:,}"),
         "chars_per_token": ("characters per token", "{:.2f}"),
-        "threads": ("training threads", "{}"),
-        "precision": ("training precision", "{}"),
+        **HOW_TRAINED,
     },
 }
 
 
 def source_file(model: str, cards: Path = CARDS) -> Path:
     return cards / f"{model}.json"
-
-
-def machine() -> str:
-    """The CPU the command ran on (figures differ by up to 2x between our machines)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def read_figures(model: str, artifact: Path) -> dict[str, Any]:
@@ -123,19 +118,21 @@ def figures_section(model: str, source: dict[str, Any] | None) -> str:
         f"From `{source['artifact']}/metrics.json` (trained {source['trained']}; card written "
         f"on {source['machine']}), by `python -m training.model_card {model}`:",
         "",
-        "| figure | value |",
-        "|---|---|",
     ]
-    for key, (label, style) in FIGURES[model].items():
-        if key in figures:
-            lines.append(f"| {label.format(**figures)} | {style.format(figures[key])} |")
+    rows = [
+        (label.format(**figures), style.format(figures[key]))
+        for key, (label, style) in FIGURES[model].items()
+        if key in figures
+    ]
     if "confusion_matrix" in figures:
         (tn, fp), (fn, tp) = figures["confusion_matrix"]
-        lines.append(
-            f"| confusion (rows true, columns predicted) | negative {tn} / {fp}, "
-            f"positive {fn} / {tp} |"
+        rows.append(
+            (
+                "confusion (rows true, columns predicted)",
+                f"negative {tn} / {fp}, positive {fn} / {tp}",
+            )
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + markdown_table(("figure", "value"), rows)
 
 
 def printable(text: str) -> str:

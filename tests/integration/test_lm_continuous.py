@@ -7,8 +7,8 @@ import json
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -45,11 +45,9 @@ def open_stream(server, **payload):
 
 
 def worker_rss_mb(server) -> float:
-    """Resident memory of the LM's worker process, from /proc."""
+    """Resident memory of the LM's worker process."""
     pid = server.connection.model_status("lm")[0]["workers"][0]["pid"]
-    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    kilobytes = next(int(line.split()[1]) for line in lines if line.startswith("VmRSS"))
-    return kilobytes / 1024
+    return psutil.Process(int(pid)).memory_info().rss / 2**20
 
 
 def quiet_log(server) -> CallLog:

@@ -122,7 +122,7 @@ def test_killed_worker_fails_only_in_flight_requests_and_is_replaced(own_server)
         during = Counter(f.result() for f in futures)
     assert sum(during.values()) == IN_FLIGHT, "every request sent must get an answer"
     assert during["timeout"] == 0 and during["connection"] == 0, during
-    assert during["507"] > 0, f"requests in the killed worker get 507 (README): {during}"
+    assert during["507"] > 0, f"requests in the killed worker get 507 (docs/faults.md): {during}"
     assert during["200"] > 0, f"queued requests are for the new worker: {during}"
     assert set(during) <= {"200", "507"}, during
     after = fire(24, lambda: own_server.post("lm", json=LONG_GENERATION, timeout=90), workers=8)

@@ -90,7 +90,7 @@ def test_no_endpoint_answers_on_another_address(server):
 
 
 def test_a_server_with_keys_off_answers_without_one(tiny_model_store, tmp_path):
-    """`make serve AUTH=off` (README): no key needed, and no key file written."""
+    """`make serve AUTH=off` (docs/serving.md): no key needed, and no key file written."""
     from .conftest import launch
 
     open_server = launch(tiny_model_store, tmp_path / "open", auth=False, models=("sentiment",))

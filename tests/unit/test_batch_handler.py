@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 import pytest
@@ -91,7 +92,8 @@ def test_a_request_error_raised_during_inference_keeps_its_status(handler):
 
     handler.infer = refuse
     answers, context = run(handler, [{"text": "a"}])
-    assert context.statuses == {0: (413, "Payload Too Large")}
+    # the standard library's phrase for 413 (its name changes with the RFCs it follows)
+    assert context.statuses == {0: (413, HTTPStatus.REQUEST_ENTITY_TOO_LARGE.phrase)}
     assert answers[0]["field"] == "text"
 
 

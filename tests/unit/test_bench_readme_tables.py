@@ -1,7 +1,9 @@
-"""The README's benchmark tables are written from a `make bench` run's files, never typed.
+"""The benchmark tables of docs/benchmarks.md and the README are written from a `make bench`
+run's files, never typed.
 
-The sample run is four rows of each table of runs/bench/20261202-040004, exactly as it wrote
-them, and its run.json.
+The sample run is four rows of each table of runs/bench/20261202-040004 and its run.json; its
+goals, which that run wrote as prose at the end of a note, are the typed fields a run writes
+now.
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.readme_tables import README, render
+from benchmarks.plot import throughputs
+from benchmarks.readme_tables import (
+    BENCH_PAGE,
+    FRONT_PAGE,
+    headline_measure,
+    render,
+    render_headline,
+)
 from benchmarks.results import BENCH_JSON, RunInfo, newest_run, read_tables, write_run
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "bench" / "20261202-040004"
@@ -92,7 +101,7 @@ def test_a_run_that_recorded_its_cpu_model_names_it(tmp_path):
 
 
 def test_the_readme_renders_once_and_only_between_its_markers():
-    text = README.read_text()
+    text = BENCH_PAGE.read_text()
     once = render(text, SAMPLE)
     assert render(once, SAMPLE) == once
     outside = re.compile(r"<!-- bench:(\w+) -->\n.*?<!-- /bench:\1 -->", re.S)
@@ -130,3 +139,42 @@ def test_a_written_run_reads_back_the_same(tmp_path):
     bench_md = (tmp_path / "bench.md").read_text()
     assert bench_md.startswith("# Benchmark 20261202-040004\n\nOne run, 2 CPU cores")
     assert "| served / fp32 ceiling | 0.66 | goal ≥ 0.9 ✗ (73% of the goal) |" in bench_md
+
+
+def test_the_readme_headline_is_the_rows_with_a_goal_under_the_runs_caption():
+    text = render_headline(FRONT_PAGE.read_text(), SAMPLE)
+    headline = section(text, "headline")
+    assert headline.startswith("From `tests/data/bench/20261202-040004`: one run, 2 CPU cores")
+    assert table_row(headline, "classification: served / fp32 ceiling") == [
+        "classification: served / fp32 ceiling",
+        "**0.66**",
+        "≥ 0.9 ✗ (73% of the goal)",
+    ]
+    rows = [line for line in headline.splitlines() if line.startswith("| ") and "**" in line]
+    assert len(rows) == 5  # the sample's five rows with a goal, and no other
+    assert render_headline(text, SAMPLE) == text
+
+
+def test_a_run_written_before_goals_were_typed_is_refused(tmp_path):
+    run = tmp_path / "old"
+    shutil.copytree(SAMPLE, run)
+    old = [{"title": "Generation (language model)", "rows": [["m", "1.48x", "goal <= 1.2x"]]}]
+    (run / BENCH_JSON).write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="run `make bench` again"):
+        read_tables(run)
+
+
+def test_a_headline_measure_names_its_table_once():
+    assert headline_measure("generation", "served / best raw loop") == (
+        "generation: served / best raw loop"
+    )
+    per_core = "classification: served per server core / bare per core"
+    assert headline_measure("classification", per_core) == per_core
+
+
+def test_the_chart_plots_the_rows_that_are_rates_by_their_unit():
+    found = throughputs(read_tables(SAMPLE))
+    assert found == {
+        "/s": [("ceiling: bare predictor, 2 proc x 1 thread, batch 16, fp32", 1687.0)],
+        "tok/s": [("served, 64 streams (Locust, no wait)", 14858.0)],
+    }

@@ -47,7 +47,8 @@ def run(*command: str, **env: str) -> subprocess.CompletedProcess:
         (
             ("serving.server", "start", "--model-store", "/nowhere", "--run-dir", "/tmp/never"),
             {},
-            "error: no sentiment, lm archive in /nowhere: run `make models`",  # as README says
+            # as docs/operations.md says
+            "error: no sentiment, lm archive in /nowhere: run `make models`",
         ),
     ],
     ids=["data-dir", "archive", "client", "archives"],
