@@ -17,6 +17,7 @@ TOKENIZERS = ("words", "unigram", "bpe")
 BATCHINGS = {"equal": equal_length_batches, "buckets": batch_order}
 
 # Named settings that replace the defaults below before flags are applied.
+# fmt: off
 PROFILES: dict[str, dict[str, Any]] = {
     "default": {},
     # Opt-in (`make models PROFILE=fast`): half the perturbed copies for the teacher to label
@@ -30,20 +31,12 @@ PROFILES: dict[str, dict[str, Any]] = {
     # Seconds on one core: for tests and `make models PROFILE=tiny`; learns little. It reads
     # words with GloVe rows like the default; the teacher has tests of its own.
     "tiny": dict(
-        extra_words=500,
-        teacher_epochs=0.0,
-        augment_copies=0,
-        hidden_dim=16,
-        num_layers=1,
-        epochs=2,
-        lr=5e-3,
-        max_train=3000,
-        batch_size=64,
-        word_dropout=0.0,
-        embed_dropout=0.0,
-        dropout=0.1,
+        extra_words=500, teacher_epochs=0.0, augment_copies=0,  # no teacher, no copies
+        hidden_dim=16, num_layers=1, dropout=0.1, embed_dropout=0.0, word_dropout=0.0,
+        epochs=2, lr=5e-3, max_train=3000, batch_size=64,
     ),
 }
+# fmt: on
 
 
 MODEL = cli.field_defaults(ClassifierConfig)  # the model's shape: declared in models/classifier.py

@@ -48,6 +48,7 @@ from training.tokenizer import train_tokenizer
 
 LOG_EVERY = 50  # steps between points of the training-loss curve
 
+# fmt: off
 PROFILES: dict[str, dict[str, Any]] = {
     "default": {},
     # `make models PROFILE=fast` changes the classifier's recipe; the LM's default is its
@@ -56,20 +57,12 @@ PROFILES: dict[str, dict[str, Any]] = {
     # `make models PROFILE=budget` bounds the classifier by minutes too; the LM already is.
     "budget": {},
     "tiny": dict(
-        vocab_size=0,
-        embed_dim=16,
-        hidden_dim=32,
-        num_layers=1,
-        minutes=None,
-        steps=30,
-        batch_size=16,
-        bptt=32,
-        warmup=5,
-        eval_every=30,
-        max_chars=200_000,
-        precision="fp32",
+        vocab_size=0, embed_dim=16, hidden_dim=32, num_layers=1,  # characters, a small cell
+        minutes=None, steps=30, batch_size=16, bptt=32, warmup=5, eval_every=30,
+        max_chars=200_000, precision="fp32",
     ),
 }
+# fmt: on
 
 
 MODEL = cli.field_defaults(LMConfig)  # the model's shape: declared in models/language_model.py
