@@ -24,6 +24,7 @@ import requests
 from loadtest import report
 from loadtest.chaos import helper_pids, worker_pids
 from serving.client import STREAM_IDLE_S, ClientError, generate_stream
+from serving.polling import poll_until
 
 from .conftest import ROOT, freeze, launch, thaw
 from .test_resilience import wait_until_replaced
@@ -149,10 +150,13 @@ class Outcomes:
         ]
         for thread in threads:
             thread.start()
-        deadline = time.monotonic() + 60
-        while self.first_chunks < 2 * count and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert self.first_chunks == 2 * count, "every stream sent a first chunk"
+        poll_until(
+            lambda: self.first_chunks,
+            60,
+            "not every stream sent a first chunk",
+            until=lambda chunks: chunks == 2 * count,
+            interval=0.01,
+        )
         killed = time.time()
         os.kill(victim, signal.SIGKILL)
         for thread in threads:
@@ -190,11 +194,13 @@ def test_a_dead_helper_fails_its_requests_visibly_and_the_rest_finish(faulty):
     )
     assert 0 < failed < 18, "the helper's rows failed, the worker's own rows did not"
     assert faulty.post("lm", json={"prompt": "A", "max_new_tokens": 2}).status_code == 200
-    deadline = time.monotonic() + 60
-    while len(helper_pids(faulty.connection)) != 1 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert len(helper_pids(faulty.connection)) == 1, "a new helper replaced the dead one"
-    assert helpers[0] not in helper_pids(faulty.connection)
+    poll_until(
+        lambda: helper_pids(faulty.connection),
+        60,
+        "no new helper replaced the dead one",
+        until=lambda now: len(now) == 1 and helpers[0] not in now,
+        interval=0.5,
+    )
 
 
 def test_streams_of_a_killed_worker_end_promptly(faulty):
