@@ -25,6 +25,7 @@ from handlers import drain
 from loadtest import metrics
 from loadtest.chaos import worker_pids
 from loadtest.metrics import ACTIVE_ROWS, parse_counters, scrape
+from models.classifier import SentimentPredictor
 from models.generation import Generator
 from serving.connection import Connection
 from serving.lifecycle import DRAIN_DIR, STARTUP_LOG, start, stop
@@ -60,6 +61,13 @@ def archived_generator(archive: Path, into: Path) -> Generator:
     """The LM of ``archive`` run in-process with the settings packed beside it (int8 or not):
     the reference a served answer must equal."""
     return Generator.from_artifact(unpack_archive(archive, into), quantize=packed_quantize(archive))
+
+
+def archived_predictor(archive: Path, into: Path) -> SentimentPredictor:
+    """The classifier of ``archive`` run in-process with the settings packed beside it: the
+    one-by-one reference a served answer must equal."""
+    folder = unpack_archive(archive, into)
+    return SentimentPredictor.from_artifact(folder, quantize=packed_quantize(archive))
 
 
 @dataclass

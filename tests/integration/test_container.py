@@ -26,7 +26,7 @@ from serving.lifecycle import DRAIN_DIR, PID_FILE, server_pid, stop
 from serving.polling import poll_until
 from serving.server_config import free_ports
 
-from .conftest import ENDLESS, frozen_while_running
+from .conftest import ENDLESS, archived_predictor, frozen_while_running
 
 pytestmark = pytest.mark.integration
 
@@ -152,7 +152,7 @@ def assert_nothing_listens(port: int) -> None:
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
 
 
-def test_serves_with_keys_and_stops_cleanly_on_sigterm(launch):
+def test_serves_with_keys_and_stops_cleanly_on_sigterm(launch, tiny_model_store, tmp_path):
     entry = launch(start=False)
     before = healthcheck(entry.env)
     assert before.returncode == 1 and before.stdout.startswith("unhealthy"), before.stdout
@@ -165,11 +165,14 @@ def test_serves_with_keys_and_stops_cleanly_on_sigterm(launch):
     assert keys.inference_key and keys.inference_key not in entry.output(), "no keys in logs"
 
     url = f"http://127.0.0.1:{entry.port('INFERENCE_PORT')}/predictions/sentiment"
-    answer = requests.post(
-        url, json={"text": "a gripping , funny movie"}, headers=keys.inference_headers(), timeout=60
-    )
+    text = "a gripping , funny movie"
+    answer = requests.post(url, json={"text": text}, headers=keys.inference_headers(), timeout=60)
     assert answer.status_code == 200, answer.text
-    assert answer.json()["label"] in ("positive", "negative")
+    archive = archived_predictor(tiny_model_store / "sentiment.mar", tmp_path / "unpacked")
+    expected = archive.predict([text])[0]
+    assert answer.json()["label"] == expected["label"], "the archive's own answer, served"
+    for label, probability in expected["probabilities"].items():
+        assert answer.json()["probabilities"][label] == pytest.approx(probability, abs=1e-5)
     refused = requests.post(url, json={"text": "no key"}, timeout=60)
     assert refused.status_code == 400
     assert refused.json()["type"] == "InvalidKeyException"
@@ -184,9 +187,21 @@ def test_serves_with_keys_and_stops_cleanly_on_sigterm(launch):
     assert after.returncode == 1 and after.stdout.startswith("unhealthy")
 
 
-def test_exits_non_zero_when_the_server_dies(launch):
-    entry = launch(MODELS="sentiment")
+def test_the_image_host_keeps_grpc_on_loopback_and_exits_non_zero_when_the_server_dies(launch):
+    """HOST=0.0.0.0, the image's: the HTTP APIs answer on every address, gRPC only on
+    loopback (serving/config.properties says why). 127.0.0.2 is this machine too, but not
+    the address 127.0.0.1 binds, so no outside network is needed to tell them apart."""
+    entry = launch(MODELS="sentiment", HOST="0.0.0.0")
     entry.wait_healthy()
+    keys = Connection.from_run_dir(entry.run_dir)
+    other = "127.0.0.2"
+    url = f"http://{other}:{entry.port('INFERENCE_PORT')}/predictions/sentiment"
+    answer = requests.post(url, json={"text": "fine"}, headers=keys.inference_headers(), timeout=60)
+    assert answer.status_code == 200, answer.text
+    for name in ("GRPC_INFERENCE_PORT", "GRPC_MANAGEMENT_PORT"):
+        socket.create_connection(("127.0.0.1", entry.port(name)), timeout=5).close()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((other, entry.port(name)), timeout=5).close()
     os.kill(server_pid(entry.run_dir), signal.SIGKILL)
     assert entry.finish() == EXIT_SERVER_DIED, entry.output()
     assert "exited on its own" in entry.output()

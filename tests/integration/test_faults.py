@@ -24,6 +24,7 @@ import requests
 from loadtest import report
 from loadtest.chaos import helper_pids, worker_pids
 from serving.client import STREAM_IDLE_S, ClientError, generate_stream
+from serving.lifecycle import alive
 from serving.polling import poll_until
 
 from .conftest import ROOT, freeze, launch, thaw
@@ -205,11 +206,21 @@ def test_a_dead_helper_fails_its_requests_visibly_and_the_rest_finish(faulty):
 
 def test_streams_of_a_killed_worker_end_promptly(faulty):
     """TorchServe closes a started stream whose worker died (the client sees the connection
-    end; no error line can come from a dead worker); the measured time is printed."""
+    end; no error line can come from a dead worker); the measured time is printed. The dead
+    worker's helper decode process exits too."""
     outcomes = Outcomes(faulty)
     victims = worker_pids(faulty.connection, "lm")
+    orphans = helper_pids(faulty.connection)
+    assert orphans, "the LM worker runs a helper process (decode_processes: 2)"
     killed = outcomes.run_and_kill(4, victims[0])
     wait_until_replaced(faulty, "lm", victims)
+    # Its helper reads the end of its pipe and exits: no decode process outlives its worker.
+    poll_until(
+        lambda: [pid for pid in orphans if alive(pid)],
+        30,
+        "the killed worker's helper lives on",
+        until=lambda living: not living,
+    )
     waits = []
     for name, r in outcomes.results.items():
         waits.append(r["end"] - killed)

@@ -21,6 +21,7 @@ from loadtest.metrics import (
     scrape,
 )
 from serving.polling import poll_until
+from tests.text_pieces import printable_piece
 from training.archive import model_config_path
 
 from .conftest import (
@@ -121,6 +122,20 @@ def test_a_session_continues_exactly_like_one_request_with_the_whole_text(server
     assert third["text"] == generate(server, **{**seeded, "prompt": history})["text"]
     gone = server.post("lm", json={"prompt": "x", "session": session})
     assert gone.status_code == 404 and gone.json()["field"] == "session", gone.text
+
+
+def test_a_session_has_read_the_stop_string_its_answer_ends_before(server):
+    """docs/api.md: the answer's text ends before a stop string, but the session's history
+    holds it; a greedy follow-up equals one request with the whole text, stop included."""
+    turn = {"max_new_tokens": 40, "temperature": 0}
+    free = generate(server, prompt="ROMEO:", **turn)["text"]
+    stop = printable_piece(free, len(free) // 2, 2)
+    first = generate(server, prompt="ROMEO:", stop=[stop], session="new", **turn)
+    assert first["finish_reason"] == "stop" and first["text"] == free[: free.index(stop)]
+    session = first["session"]
+    second = generate(server, prompt="\nJULIET:", session=session, end_session=True, **turn)
+    whole = generate(server, prompt="ROMEO:" + first["text"] + stop + "\nJULIET:", **turn)
+    assert second == {**whole, "session": session}
 
 
 def test_session_errors_name_the_field_and_the_case(server):

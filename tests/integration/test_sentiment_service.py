@@ -11,8 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from models.classifier import SentimentPredictor
 from serving.polling import poll_until
-from training.archive import packed_quantize, unpack_archive
 from training.data import load_sentiment
+
+from .conftest import archived_predictor
 
 pytestmark = pytest.mark.integration
 
@@ -26,9 +27,9 @@ def dev_sentences() -> list[str]:
 def local_predictor(tiny_model_store: Path, tmp_path_factory) -> SentimentPredictor:
     """The archived model loaded in-process with the settings packed beside it (int8 or not):
     the one-by-one reference for served answers."""
-    archive = tiny_model_store / "sentiment.mar"
-    folder = unpack_archive(archive, tmp_path_factory.mktemp("unpacked"))
-    return SentimentPredictor.from_artifact(folder, quantize=packed_quantize(archive))
+    return archived_predictor(
+        tiny_model_store / "sentiment.mar", tmp_path_factory.mktemp("unpacked")
+    )
 
 
 def handler_counter(server, name: str) -> float:
