@@ -22,9 +22,8 @@ import pytest
 import requests
 
 from handlers import drain
-from loadtest import metrics
 from loadtest.chaos import worker_pids
-from loadtest.metrics import ACTIVE_ROWS, parse_counters, scrape
+from loadtest.metrics import ACTIVE_ROWS, REQUESTS, canonical, parse_counters, scrape
 from models.classifier import SentimentPredictor
 from models.generation import Generator
 from serving.connection import Connection
@@ -149,8 +148,8 @@ def frozen_while_running(connection: Connection, run_dir: Path) -> Iterator[list
 
 def requests_seen(server: RunningServer, model: str) -> float:
     """TorchServe's count of the requests for ``model`` that reached its frontend."""
-    counters = metrics.parse_counters(metrics.scrape(server.connection.metrics_url))
-    return counters.get((metrics.canonical(metrics.REQUESTS), model), 0.0)
+    counters = parse_counters(scrape(server.connection.metrics_url))
+    return counters.get((canonical(REQUESTS), model), 0.0)
 
 
 def wait_arrived(server: RunningServer, model: str, baseline: float, count: int) -> None:

@@ -1,12 +1,14 @@
 """Overload, worker faults and stopping under load: every request gets an answer, none hangs.
 
-Each test runs its own server (the shared one must not see a stop or a tiny queue); the tests
-that kill workers share one in test_faults.py.
+Each test runs its own server (the shared one must not see killed workers, a stop or a tiny
+queue).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -16,14 +18,17 @@ import pytest
 import requests
 
 from handlers import drain
+from loadtest.chaos import worker_pids
 from serving.healthcheck import check
 from serving.lifecycle import DRAIN_DIR, PID_FILE, alive, server_pid, stop
 from serving.polling import poll_until
 
 from .conftest import (
     ENDLESS,
+    freeze,
     frozen_while_running,
     launch,
+    requests_seen,
     wait_arrived,
 )
 
@@ -98,6 +103,38 @@ def wait_until_inside_worker(server, model: str, baseline: float, count: int) ->
         f"none of {count} queued {model} requests reached a worker",
         until=lambda pending: pending < count,
     )
+
+
+def test_killed_worker_fails_only_in_flight_requests_and_is_replaced(own_server):
+    """Requests a dying worker holds get an error answer; the rest are served by its successor.
+
+    The workers are frozen (SIGSTOP) before the requests go out, so the first batches are
+    certainly inside a worker when it is killed: a running tiny model answers in milliseconds,
+    and a kill timed against live traffic can land between batches and prove nothing.
+    """
+    victims = worker_pids(own_server.connection, "lm")
+    assert victims
+    baseline = requests_seen(own_server, "lm")
+    freeze(victims)
+
+    def send() -> str:
+        return outcome(lambda: own_server.post("lm", json=LONG_GENERATION, timeout=90))
+
+    with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
+        futures = [pool.submit(send) for _ in range(IN_FLIGHT)]
+        wait_until_inside_worker(own_server, "lm", baseline, IN_FLIGHT)
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        wait_until_replaced(own_server, "lm", victims)
+        during = Counter(f.result() for f in futures)
+    assert sum(during.values()) == IN_FLIGHT, "every request sent must get an answer"
+    assert during["timeout"] == 0 and during["connection"] == 0, during
+    assert during["507"] > 0, f"requests in the killed worker get 507 (README): {during}"
+    assert during["200"] > 0, f"queued requests are for the new worker: {during}"
+    assert set(during) <= {"200", "507"}, during
+    after = fire(24, lambda: own_server.post("lm", json=LONG_GENERATION, timeout=90), workers=8)
+    assert after == Counter({"200": 24}), f"after the restart: {after}"
+    assert own_server.post("sentiment", json={"text": "unaffected"}).status_code == 200
 
 
 def test_stop_finishes_a_running_stream_and_refuses_new_work(own_server):
