@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from serving.polling import poll_until
+
 # TorchServe's own frontend counters, per model (labels model_name, model_version, hostname).
 # ts_inference_latency runs from arrival to the last byte of the answer, so it *includes* the
 # queue time; the time spent in the worker is the difference of the two.
@@ -83,18 +85,18 @@ def deltas(before: Counters, after: Counters) -> Counters:
 def settled_counters(
     metrics_url: str, interval: float = 0.5, timeout: float = 15.0
 ) -> tuple[str, Counters]:
-    """Scrape until two scrapes agree: handler counters reach the frontend a moment late."""
-    text = scrape(metrics_url)
-    counters = parse_counters(text)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        time.sleep(interval)
-        newer_text = scrape(metrics_url)
-        newer = parse_counters(newer_text)
-        if newer == counters:
-            break
-        text, counters = newer_text, newer
-    return text, counters
+    """Scrape until two scrapes agree: handler counters reach the frontend a moment late.
+    TimeoutError if they still move after ``timeout`` seconds (the load has not stopped)."""
+    last = [parse_counters(scrape(metrics_url))]
+
+    def agreeing() -> tuple[str, Counters] | None:
+        text = scrape(metrics_url)
+        counters = parse_counters(text)
+        same, last[0] = counters == last[0], counters
+        return (text, counters) if same else None
+
+    time.sleep(interval)
+    return poll_until(agreeing, timeout, "the server's counters kept moving", interval=interval)
 
 
 @dataclass(frozen=True)

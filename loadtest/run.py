@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             after_text, _ = settled_counters(connection.metrics_url)
             (out / report.METRICS_AFTER).write_text(after_text)
-        except requests.RequestException as exc:  # e.g. Ctrl-C reached our server as well
+        except (requests.RequestException, TimeoutError) as exc:  # e.g. Ctrl-C reached it too
             print(f"no metrics after the run ({exc}): the report has the client side only")
         first = report.first_history_timestamp(out / f"{report.CSV_PREFIX}_stats_history.csv")
         report.RunInfo(

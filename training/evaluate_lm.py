@@ -11,7 +11,8 @@ last 10% of Tiny Shakespeare from DATA_DIR, the split the training run held out.
 fp32 scores whole sequences with `nn.LSTM`, as training does. `--quantize int8` scores token
 by token with the serving engine's int8 `DecodeStep`, so the figure is the one users get;
 `--compare-int8` runs that step in fp32 and int8 side by side and adds the next-token top-1
-agreement between them.
+agreement between them. `--chars N` scores only the text's first N characters: a quicker look
+(the whole validation split through the decode step takes minutes).
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ def _main() -> None:
     text.add_argument("--validation", action="store_true", help="the held-out 10%% of DATA_DIR")
     parser.add_argument("--quantize", choices=("int8",), default=None)
     parser.add_argument("--compare-int8", action="store_true", help="fp32 vs int8 decode step")
+    parser.add_argument("--chars", type=int, default=None, help="score only the first N chars")
     args = parser.parse_args()
     for given in (args.archive, args.artifact, args.text):
         if given and not Path(given).exists():
@@ -141,6 +143,10 @@ def _main() -> None:
         content = split_text(load_text("tinyshakespeare"))[1]
     else:
         content = Path(args.text).read_text(encoding="utf-8")
+    if args.chars is not None:
+        if args.chars < 1:
+            sys.exit("error: --chars must be at least 1")
+        content = content[: args.chars]
     with tempfile.TemporaryDirectory() as folder:
         artifact = unpack_archive(args.archive, folder) if args.archive else args.artifact
         if args.compare_int8:

@@ -7,25 +7,28 @@ exercise the whole path a user's request takes; only the model sizes differ.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, fields
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 import requests
 
-from loadtest.metrics import ACTIVE_ROWS, parse_counters, scrape
+from handlers import drain
+from loadtest.chaos import worker_pids
+from loadtest.metrics import ACTIVE_ROWS, REQUESTS, canonical, parse_counters, scrape
+from models.classifier_predictor import ClassifierPredictor
 from models.generation import Generator
 from serving.connection import Connection
-from serving.lifecycle import STARTUP_LOG, start, stop
+from serving.lifecycle import DRAIN_DIR, STARTUP_LOG, start, stop
+from serving.polling import poll_until
 from serving.server_config import PORT_ROLES, ServerConfig, free_ports
 from training.archive import build_archive, packed_quantize, unpack_archive
 
@@ -57,6 +60,13 @@ def archived_generator(archive: Path, into: Path) -> Generator:
     """The LM of ``archive`` run in-process with the settings packed beside it (int8 or not):
     the reference a served answer must equal."""
     return Generator.from_artifact(unpack_archive(archive, into), quantize=packed_quantize(archive))
+
+
+def archived_predictor(archive: Path, into: Path) -> ClassifierPredictor:
+    """The classifier of ``archive`` run in-process with the settings packed beside it: the
+    one-by-one reference a served answer must equal."""
+    folder = unpack_archive(archive, into)
+    return ClassifierPredictor.from_artifact(folder, quantize=packed_quantize(archive))
 
 
 @dataclass
@@ -102,6 +112,56 @@ def freeze(pids: list[int]) -> None:
 def thaw(pids: list[int]) -> None:
     for pid in pids:
         os.kill(pid, signal.SIGCONT)
+
+
+def holds_drain_lock(run_dir: Path, pid: int) -> bool:
+    """Whether worker ``pid`` holds its drain lock. A worker takes it at each call and keeps
+    it while its decode loop has rows (handlers/drain.py), so a frozen worker that holds it
+    had a request running in it when it stopped, which cannot end before it is thawed."""
+    lock = Path(run_dir) / DRAIN_DIR / drain.LOCK_GLOB.replace("*", str(pid))
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def frozen_while_running(connection: Connection, run_dir: Path) -> Iterator[list[int]]:
+    """The LM's workers frozen (SIGSTOP) with a request running in them, as their drain locks
+    show: a stream opened before cannot finish until the block ends and they are thawed."""
+    pids = worker_pids(connection, "lm")
+    assert pids, "the LM has no worker"
+    freeze(pids)
+    try:
+        idle = [pid for pid in pids if not holds_drain_lock(run_dir, pid)]
+        assert not idle, f"no request was running in LM worker {idle} when it was frozen"
+        yield pids
+    finally:
+        thaw(pids)
+
+
+def requests_seen(server: RunningServer, model: str) -> float:
+    """TorchServe's count of the requests for ``model`` that reached its frontend."""
+    counters = parse_counters(scrape(server.connection.metrics_url))
+    return counters.get((canonical(REQUESTS), model), 0.0)
+
+
+def wait_arrived(server: RunningServer, model: str, baseline: float, count: int) -> None:
+    """Until ``count`` requests sent after the count read ``baseline`` reached the frontend
+    (they are queued or in a worker's next call: the frontend answers while workers are
+    frozen)."""
+    poll_until(
+        lambda: requests_seen(server, model) - baseline,
+        60,
+        f"{count} {model} requests did not reach the frontend",
+        until=lambda arrived: arrived >= count,
+    )
 
 
 # Every port a server takes, as `serving.server` / `loadtest.run` flags, and their defaults.
@@ -151,7 +211,6 @@ class Call:
 
     ids: list[str]
     rows: int
-    at: float  # when the frontend logged it (epoch seconds): just after the worker printed it
 
 
 class CallLog:
@@ -176,22 +235,20 @@ class CallLog:
             rows, _, tags = metric.partition("|")
             listed = tags.rpartition("#hostname:")[2].split(",")[2:]  # host, time, then ids
             ids = [part.strip() for part in listed if part.strip() and "=" not in part]
-            stamp = datetime.strptime(line[:23], "%Y-%m-%dT%H:%M:%S,%f").timestamp()
-            calls.append(Call(ids, int(float(rows)), stamp))
+            calls.append(Call(ids, int(float(rows))))
         return calls
 
     def settled(self, requests: int, timeout: float = 30.0) -> list[Call]:
         """The calls, once the log shows ``requests`` jobs and no row running after the last
         call (the frontend writes a worker's lines a little after its answers went out);
         fails after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            calls = self.calls()
+
+        def complete(calls: list[Call]) -> bool:
             seen = {rid for call in calls for rid in call.ids}
-            if len(seen) >= requests and calls[-1].rows == 0:
-                return calls
-            assert time.monotonic() < deadline, f"{requests} requests not logged: {calls}"
-            time.sleep(0.1)
+            return len(seen) >= requests and bool(calls) and calls[-1].rows == 0
+
+        message = f"{requests} requests and an idle loop not logged"
+        return poll_until(self.calls, timeout, message, until=complete)
 
 
 def ran_across(calls: list[Call], running: str, other: str) -> bool:
@@ -213,13 +270,12 @@ def settled_gauges(server, expected: dict[str, float], timeout: float = 15.0) ->
     """The gauges once they read ``expected``: the worker reports its metrics through its log
     after answering, so a scrape right after an answer may still show the call before.
     Fails if they do not within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        now = lm_gauges(server)
-        if all(now.get(k) == v for k, v in expected.items()):
-            return now
-        assert time.monotonic() < deadline, f"gauges {now}, not {expected}, after {timeout} s"
-        time.sleep(0.2)
+    return poll_until(
+        lambda: lm_gauges(server),
+        timeout,
+        f"the LM's gauges never read {expected}",
+        until=lambda now: all(now.get(k) == v for k, v in expected.items()),
+    )
 
 
 def idle_lm(server: RunningServer) -> None:

@@ -2,7 +2,8 @@
 failed request never answers 2xx, a stream whose worker dies ends, a load run always ends,
 and a short chaos run.
 
-The kill tests share one server of their own (the shared one must not see killed workers).
+The kill tests share one server of their own (the shared one must not see killed workers or
+scaled ones); each leaves it serving with every worker READY.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ import requests
 from loadtest import report
 from loadtest.chaos import helper_pids, worker_pids
 from serving.client import STREAM_IDLE_S, ClientError, generate_stream
+from serving.healthcheck import check
+from serving.lifecycle import alive
+from serving.polling import poll_until
 
 from .conftest import ROOT, freeze, launch, thaw
 from .test_resilience import wait_until_replaced
@@ -149,10 +153,13 @@ class Outcomes:
         ]
         for thread in threads:
             thread.start()
-        deadline = time.monotonic() + 60
-        while self.first_chunks < 2 * count and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert self.first_chunks == 2 * count, "every stream sent a first chunk"
+        poll_until(
+            lambda: self.first_chunks,
+            60,
+            "not every stream sent a first chunk",
+            until=lambda chunks: chunks == 2 * count,
+            interval=0.01,
+        )
         killed = time.time()
         os.kill(victim, signal.SIGKILL)
         for thread in threads:
@@ -190,20 +197,32 @@ def test_a_dead_helper_fails_its_requests_visibly_and_the_rest_finish(faulty):
     )
     assert 0 < failed < 18, "the helper's rows failed, the worker's own rows did not"
     assert faulty.post("lm", json={"prompt": "A", "max_new_tokens": 2}).status_code == 200
-    deadline = time.monotonic() + 60
-    while len(helper_pids(faulty.connection)) != 1 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert len(helper_pids(faulty.connection)) == 1, "a new helper replaced the dead one"
-    assert helpers[0] not in helper_pids(faulty.connection)
+    poll_until(
+        lambda: helper_pids(faulty.connection),
+        60,
+        "no new helper replaced the dead one",
+        until=lambda now: len(now) == 1 and helpers[0] not in now,
+        interval=0.5,
+    )
 
 
 def test_streams_of_a_killed_worker_end_promptly(faulty):
     """TorchServe closes a started stream whose worker died (the client sees the connection
-    end; no error line can come from a dead worker); the measured time is printed."""
+    end; no error line can come from a dead worker); the measured time is printed. The dead
+    worker's helper decode process exits too."""
     outcomes = Outcomes(faulty)
     victims = worker_pids(faulty.connection, "lm")
+    orphans = helper_pids(faulty.connection)
+    assert orphans, "the LM worker runs a helper process (decode_processes: 2)"
     killed = outcomes.run_and_kill(4, victims[0])
     wait_until_replaced(faulty, "lm", victims)
+    # Its helper reads the end of its pipe and exits: no decode process outlives its worker.
+    poll_until(
+        lambda: [pid for pid in orphans if alive(pid)],
+        30,
+        "the killed worker's helper lives on",
+        until=lambda living: not living,
+    )
     waits = []
     for name, r in outcomes.results.items():
         waits.append(r["end"] - killed)
@@ -214,6 +233,36 @@ def test_streams_of_a_killed_worker_end_promptly(faulty):
     print(f"clients learnt of the worker's death after at most {max(waits):.1f} s")
     # The promise: far from TorchServe's 120 s; at worst the client's idle-read timeout.
     assert max(waits) < STREAM_IDLE_S + 5
+
+
+def test_health_check_fails_while_ping_says_healthy_without_workers(faulty):
+    """TorchServe's /ping stays Healthy when a model has no worker left; ours must not.
+    (The sentiment workers come back afterwards: the other tests here share this server.)"""
+    connection = faulty.connection
+    assert check(faulty.run_dir)[0] is True
+    workers = len(worker_pids(connection, "sentiment"))
+    try:
+        scale(connection, "sentiment", 0)
+        ping = requests.get(
+            f"{connection.inference_url}/ping", headers=connection.inference_headers(), timeout=10
+        )
+        assert ping.status_code == 200 and ping.json()["status"] == "Healthy"
+        healthy, reason = check(faulty.run_dir)
+        assert healthy is False and "sentiment 0/0 READY" in reason, reason
+    finally:
+        scale(connection, "sentiment", workers)
+    poll_until(lambda: check(faulty.run_dir), 60, "not healthy again", until=lambda c: c[0])
+
+
+def scale(connection, model: str, workers: int) -> None:
+    """Set ``model``'s workers to exactly ``workers`` and wait until that is so."""
+    scaled = requests.put(
+        f"{connection.management_url}/models/{model}"
+        f"?min_worker={workers}&max_worker={workers}&synchronous=true",
+        headers=connection.management_headers(),
+        timeout=120,
+    )
+    assert scaled.status_code == 200, scaled.text
 
 
 def load_run(

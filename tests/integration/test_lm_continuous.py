@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
+import requests
 import yaml
 
 from handlers.lm.handler import METRIC_AHEAD_MS as AHEAD_MS
@@ -20,9 +20,21 @@ from loadtest.metrics import (
     parse_counters,
     scrape,
 )
+from serving.polling import poll_until
+from tests.text_pieces import printable_piece
 from training.archive import model_config_path
 
-from .conftest import ENDLESS, Call, CallLog, idle_lm, ran_across, settled_gauges
+from .conftest import (
+    ENDLESS,
+    Call,
+    CallLog,
+    frozen_while_running,
+    idle_lm,
+    ran_across,
+    requests_seen,
+    settled_gauges,
+    wait_arrived,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -62,17 +74,29 @@ def long_stream_id(calls: list[Call]) -> str:
     return calls[0].ids[0]
 
 
+def sent_beside_the_stream(server, count: int, payload: dict) -> list[requests.Response]:
+    """The replies to ``count`` LM requests sent while the worker is frozen with the stream
+    opened before running in it: they reach the frontend before that stream can go on, so it
+    is still running when they join (the call log shows it afterwards)."""
+    baseline = requests_seen(server, "lm")
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        with frozen_while_running(server.connection, server.run_dir):
+            sent = [pool.submit(server.post, "lm", json=payload) for _ in range(count)]
+            wait_arrived(server, "lm", baseline, count)
+        return [future.result() for future in sent]
+
+
 def test_a_request_joining_a_running_loop_gets_the_answer_it_gets_alone(server):
     alone = generate(server, **SEEDED)
     log = quiet_log(server)
     reply, lines, _ = open_stream(server, **ENDLESS)
     try:
-        with ThreadPoolExecutor(max_workers=6) as pool:
-            joined = list(pool.map(lambda _: generate(server, **SEEDED), range(6)))
+        joined = sent_beside_the_stream(server, 6, SEEDED)
         rest = [json.loads(line) for line in lines if line]
     finally:
         reply.close()
-    assert all(answer == alone for answer in joined)
+    assert [answer.status_code for answer in joined] == [200] * 6, joined[0].text
+    assert all(answer.json() == alone for answer in joined)
     assert rest[-1]["generated_tokens"] == ENDLESS["max_new_tokens"]
     calls = log.settled(requests=7)
     stream = long_stream_id(calls)
@@ -98,6 +122,20 @@ def test_a_session_continues_exactly_like_one_request_with_the_whole_text(server
     assert gone.status_code == 404 and gone.json()["field"] == "session", gone.text
 
 
+def test_a_session_has_read_the_stop_string_its_answer_ends_before(server):
+    """docs/api.md: the answer's text ends before a stop string, but the session's history
+    holds it; a greedy follow-up equals one request with the whole text, stop included."""
+    turn = {"max_new_tokens": 40, "temperature": 0}
+    free = generate(server, prompt="ROMEO:", **turn)["text"]
+    stop = printable_piece(free, len(free) // 2, 2)
+    first = generate(server, prompt="ROMEO:", stop=[stop], session="new", **turn)
+    assert first["finish_reason"] == "stop" and first["text"] == free[: free.index(stop)]
+    session = first["session"]
+    second = generate(server, prompt="\nJULIET:", session=session, end_session=True, **turn)
+    whole = generate(server, prompt="ROMEO:" + first["text"] + stop + "\nJULIET:", **turn)
+    assert second == {**whole, "session": session}
+
+
 def test_session_errors_name_the_field_and_the_case(server):
     unknown = server.post("lm", json={"prompt": "x", "session": "no-such-session"})
     assert unknown.status_code == 404 and unknown.json()["field"] == "session"
@@ -108,7 +146,7 @@ def test_session_errors_name_the_field_and_the_case(server):
     reply, lines, first = open_stream(server, **ENDLESS, session="new")
     try:
         assert first["session"], "the first streamed chunk carries the session id"
-        busy = server.post("lm", json={"prompt": "x", "session": first["session"]})
+        (busy,) = sent_beside_the_stream(server, 1, {"prompt": "x", "session": first["session"]})
         assert busy.status_code == 409 and busy.json()["field"] == "session", busy.text
         assert [json.loads(line) for line in lines if line][-1]["finish_reason"] == "length"
     finally:
@@ -157,11 +195,12 @@ def lm_counters(server) -> dict[str, float]:
 def counter_above(server, name: str, floor: float, timeout: float = 15.0) -> float:
     """The LM counter ``name`` once it exceeds ``floor`` (its lines trail the answers);
     fails after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while (value := lm_counters(server).get(name, 0.0)) <= floor:
-        assert time.monotonic() < deadline, f"{name} stayed at {value} (needed > {floor})"
-        time.sleep(0.2)
-    return value
+    return poll_until(
+        lambda: lm_counters(server).get(name, 0.0),
+        timeout,
+        f"{name} of the LM stayed at or below {floor}",
+        until=lambda value: value > floor,
+    )
 
 
 def test_an_evicted_session_gets_410_over_http_and_the_metrics_move(server):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from loadtest.metrics import ACTIVE_ROWS, parse_counters, scrape
 from playground import control
 from playground.browser import launch, open_playground
 from serving.connection import read_keys
+from serving.polling import poll_until
 from serving.server_config import free_ports
 
 pytestmark = pytest.mark.integration
@@ -106,11 +106,14 @@ def active_rows(server) -> float:
 
 
 def settled_rows(server, expected: float, timeout: float = 20.0) -> float:
-    """The worker reports its gauges through its log after a call: read until they match."""
-    deadline = time.monotonic() + timeout
-    while (now := active_rows(server)) != expected and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return now
+    """The worker reports its gauges through its log after a call: read until they match;
+    fails after ``timeout``."""
+    return poll_until(
+        lambda: active_rows(server),
+        timeout,
+        f"the LM's active rows never read {expected}",
+        until=lambda now: now == expected,
+    )
 
 
 def record_updates(page) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -11,8 +10,10 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.classifier_predictor import ClassifierPredictor
-from training.archive import packed_quantize, unpack_archive
+from serving.polling import poll_until
 from training.data import load_sentiment
+
+from .conftest import archived_predictor
 
 pytestmark = pytest.mark.integration
 
@@ -26,9 +27,9 @@ def dev_sentences() -> list[str]:
 def local_predictor(tiny_model_store: Path, tmp_path_factory) -> ClassifierPredictor:
     """The archived model loaded in-process with the settings packed beside it (int8 or not):
     the one-by-one reference for served answers."""
-    archive = tiny_model_store / "sentiment.mar"
-    folder = unpack_archive(archive, tmp_path_factory.mktemp("unpacked"))
-    return ClassifierPredictor.from_artifact(folder, quantize=packed_quantize(archive))
+    return archived_predictor(
+        tiny_model_store / "sentiment.mar", tmp_path_factory.mktemp("unpacked")
+    )
 
 
 def handler_counter(server, name: str) -> float:
@@ -43,14 +44,14 @@ def handler_counter(server, name: str) -> float:
 
 
 def counter_reaching(server, name: str, target: float, timeout: float = 15.0) -> float:
-    """The counter once it reaches ``target`` (or its value at ``timeout``): TorchServe reads
-    handler metrics from the worker's log stream, which may trail the answers a little."""
-    deadline = time.monotonic() + timeout
-    value = handler_counter(server, name)
-    while value < target and time.monotonic() < deadline:
-        time.sleep(0.2)
-        value = handler_counter(server, name)
-    return value
+    """The counter once it reaches ``target``: TorchServe reads handler metrics from the
+    worker's log stream, which may trail the answers a little. Fails after ``timeout``."""
+    return poll_until(
+        lambda: handler_counter(server, name),
+        timeout,
+        f"{name} of sentiment never reached {target}",
+        until=lambda value: value >= target,
+    )
 
 
 def assert_same_prediction(served: dict, expected: dict) -> None:
@@ -76,6 +77,8 @@ def test_concurrent_answers_equal_one_by_one_and_batches_form(
         counter_reaching(server, "HandlerBatchRequests", requests_before + len(dev_sentences))
         - requests_before
     )
+    # Each batch logs HandlerBatches before HandlerBatchRequests (handlers/base.py) and the
+    # frontend reads a worker's lines in order: the batch count is complete by now.
     batches = handler_counter(server, "HandlerBatches") - batches_before
     assert handled == len(dev_sentences)
     assert batches < handled, "16 concurrent clients should have been served in batches > 1"

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from models.decode_loop import DecodeLoop
 from models.generation import GenerationRequest, Generator
+from models.requests import GenerationResult
 from serving.client import generate_stream
+from tests.text_pieces import printable_piece
 from training.archive import build_archive
 
 from .conftest import ROOT, archived_generator, launch
@@ -59,3 +62,50 @@ def test_served_subword_answers_equal_the_archive_in_process(subword_server, ref
     assert reply.json()["generated_tokens"] == expected.generated_tokens
     chunks = list(generate_stream(subword_server.connection, case))
     assert "".join(c["text"] for c in chunks) == expected.text
+
+
+def session_in_process(
+    generator: Generator, turns: list[GenerationRequest]
+) -> list[GenerationResult]:
+    """One session's turns run in-process, each continuing the state the previous one left:
+    the reference for what the server keeps between requests."""
+    carry, results = None, []
+    for turn in turns:
+        loop = DecodeLoop(generator.step, generator.tokenizer)
+        loop.add("session", turn, carry=carry, keep=True)
+        final = None
+        while loop:
+            update = loop.step().get("session")
+            if update is not None and (update.result or update.error):
+                final = update
+        assert final is not None and final.error is None, final
+        carry = final.carry
+        results.append(final.result)
+    return results
+
+
+def test_a_subword_session_with_a_stop_string_continues_like_the_archive(subword_server, reference):
+    """Pieces, not characters: the server keeps the state after every piece the first turn
+    read, the stop string's included (its answer ends before it), and a UTF-8 follow-up
+    continues from there exactly as the archive does in-process."""
+    seeded = {"max_new_tokens": 40, "temperature": 1.0, "seed": 2}  # greedy: only newlines
+    free = reference.generate([GenerationRequest("ROMEO:", **seeded)])[0].text
+    stop = printable_piece(free, len(free) // 2, 2)
+    turns = [
+        GenerationRequest("ROMEO:", stop=[stop], **seeded),
+        GenerationRequest("\nJULIET: Grüß 🙂", max_new_tokens=30, temperature=1.0, seed=5),
+    ]
+    expected = session_in_process(reference, turns)
+    assert expected[0].finish_reason == "stop" and expected[0].text == free[: free.index(stop)]
+    first = subword_server.post(
+        "lm", json={"prompt": "ROMEO:", "stop": [stop], "session": "new", **seeded}
+    )
+    assert first.status_code == 200, first.text
+    session = first.json()["session"]
+    follow_up = {"prompt": turns[1].prompt, "max_new_tokens": 30, "temperature": 1.0, "seed": 5}
+    second = subword_server.post("lm", json={**follow_up, "session": session})
+    assert second.status_code == 200, second.text
+    for served, result in zip((first.json(), second.json()), expected, strict=True):
+        assert served["text"] == result.text
+        assert served["generated_tokens"] == result.generated_tokens
+        assert served["finish_reason"] == result.finish_reason

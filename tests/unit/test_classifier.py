@@ -108,11 +108,23 @@ def test_tokenizer_round_trip_and_lowercasing(tokenizer_file: Path) -> None:
     assert tokenizer.encode("") == []
 
 
-def test_predictions_have_labels_scores_and_probabilities(predictor: ClassifierPredictor) -> None:
+def test_predictions_are_the_softmax_of_the_models_own_logits(
+    predictor: ClassifierPredictor, tokenizer_file: Path
+) -> None:
+    """Each answer from the model's forward on that text alone, its label the likelier class
+    (a text with no tokens reads one pad token: models/classifier.py `encode`)."""
     answers = predictor.predict(TEXTS)
     assert len(answers) == len(TEXTS)
-    for answer in answers:
-        assert answer["label"] in ("negative", "positive")
+    tokenizer = Tokenizer(tokenizer_file, lowercase=True)
+    for text, answer in zip(TEXTS, answers, strict=True):
+        ids = tokenizer.encode(text) or [predictor.config.pad_id]
+        with torch.no_grad():
+            logits = predictor.model(torch.tensor([ids]), torch.tensor([len(ids)]))[0].double()
+        expected = torch.softmax(logits, dim=0).tolist()
+        assert [answer["probabilities"][label] for label in ("negative", "positive")] == (
+            pytest.approx(expected, abs=1e-6)
+        )
+        assert answer["label"] == ("negative", "positive")[expected.index(max(expected))]
         assert set(answer["probabilities"]) == {"negative", "positive"}
         assert sum(answer["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
         assert answer["score"] == max(answer["probabilities"].values())

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from lesson.inspect_model import main
+from models.classifier_predictor import ClassifierPredictor
 from tests.unit.tiny_sentiment import tiny_sentiment_artifact, write_tsv
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -48,7 +49,10 @@ def test_gates_plot_and_json(artifact: Path, tmp_path: Path) -> None:
     explanation = json.loads(data.read_text())
     assert explanation["layer"] == 1
     assert "".join(t["piece"] for t in explanation["tokens"]).replace("▁", " ").strip() == text
-    assert explanation["prediction"]["label"] in ("negative", "positive")
+    # The prediction beside the gates is the artifact's own answer for that text.
+    expected = ClassifierPredictor.from_artifact(artifact).predict([text])[0]
+    assert explanation["prediction"]["label"] == expected["label"]
+    assert explanation["prediction"]["score"] == pytest.approx(expected["score"], abs=1e-6)
     assert len(explanation["tokens"][0]["forward"]["forget"]) == explanation["hidden_size"]
 
 
