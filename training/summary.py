@@ -18,10 +18,12 @@ from handlers import registry
 UNKNOWN_MODEL = ("trained in {minutes:.1f} min",)
 
 
-def describe(name: str, metrics: dict[str, Any]) -> str:
-    """``name: <pieces>``: each summary piece whose figures metrics.json holds, in order."""
+def describe(name: str, metrics: dict[str, Any], kind: str | None = None) -> str:
+    """``name: <pieces>``: each summary piece whose figures metrics.json holds, in order, in
+    the words of the model ``kind`` (the artifact's config.json says; else the folder's name,
+    so that runs/first-start/sentiment-13 reads as a sentiment model)."""
     try:
-        pieces = registry.get(name).summary
+        pieces = registry.get(kind or name).summary
     except KeyError:
         pieces = UNKNOWN_MODEL
     figures = dict(metrics)
@@ -38,7 +40,9 @@ def _fields(piece: str) -> list[str]:
 
 def main(folder: str = "artifacts") -> None:
     for path in sorted(Path(folder).glob("*/metrics.json")):
-        print(describe(path.parent.name, json.loads(path.read_text())))
+        config = path.with_name("config.json")
+        kind = json.loads(config.read_text()).get("kind") if config.exists() else None
+        print(describe(path.parent.name, json.loads(path.read_text()), kind))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +135,21 @@ def test_the_training_summary_speaks_each_entrys_words():
     assert describe("lm", lm) == "lm: validation 1.5136 nats/char, trained in 61.4 min (3682 steps)"
     assert describe("gone", {"seconds": 90}) == "gone: trained in 1.5 min"
     assert describe("gone", {}) == "gone: no figures in its metrics.json"
+
+
+def test_a_run_folder_of_any_name_is_summarised_as_the_kind_its_artifact_holds(
+    tmp_path, capsys
+) -> None:
+    """docs/first-start.md's seeds live in runs/first-start/sentiment-13 and the like."""
+    from training.summary import main
+
+    for name, accuracy in (("sentiment-13", 0.8234), ("sentiment-14", 0.836)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({"kind": "sentiment"}))
+        metrics = {"dev_accuracy": accuracy, "seconds": 213.0}
+        (tmp_path / name / "metrics.json").write_text(json.dumps(metrics))
+    main(str(tmp_path))
+    assert capsys.readouterr().out.splitlines() == [
+        "sentiment-13: dev accuracy 82.3%, trained in 3.5 min",
+        "sentiment-14: dev accuracy 83.6%, trained in 3.5 min",
+    ]
