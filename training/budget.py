@@ -113,6 +113,11 @@ class Choice:
     spent_seconds: float
     fits: bool
     decisions: list[str]
+    given_back: int = 0  # student epochs added back after the rung (`give_back`)
+
+    def rung(self) -> Plan:
+        """The ladder's plan this choice started from."""
+        return replace(self.plan, epochs=self.plan.epochs - self.given_back)
 
     def record(self, throughput: Throughput) -> dict[str, Any]:
         """What metrics.json keeps (``--plan`` reads ``plan`` back)."""
@@ -199,7 +204,8 @@ def ladder(recipe: Plan) -> list[Plan]:
 def plan(
     recipe: Plan, work: Workload, rate: Throughput, budget_seconds: float, spent_seconds: float
 ) -> Choice:
-    """The first plan of the ladder predicted to end within the budget (else the smallest)."""
+    """The first plan of the ladder predicted to end within the budget (else the smallest),
+    then the minutes that rung leaves given back to the student (`give_back`)."""
     chosen, predicted = recipe, {}
     for candidate in ladder(recipe):
         chosen, predicted = candidate, stage_seconds(candidate, work, rate)
@@ -207,8 +213,25 @@ def plan(
             break
     fits = spent_seconds + sum(predicted.values()) <= budget_seconds
     choice = Choice(chosen, recipe, predicted, budget_seconds, spent_seconds, fits, [])
+    if fits:
+        give_back(choice, work, rate)
     choice.decisions = decisions(choice, work, rate)
     return choice
+
+
+def give_back(choice: Choice, work: Workload, rate: Throughput) -> None:
+    """Student epochs added, up to the recipe's, while the prediction still fits. The ladder
+    only cuts, so a rung that drops a costly stage (the teacher, on a slow CPU) keeps the epochs
+    of the rung before it: measured on an AMD EPYC without AVX-512, that left more than half of
+    an 8-minute budget unused (docs/first-start.md, "Measured")."""
+    left = choice.budget_seconds - choice.spent_seconds
+    while choice.plan.epochs < choice.recipe.epochs:
+        more = replace(choice.plan, epochs=choice.plan.epochs + 1)
+        predicted = stage_seconds(more, work, rate)
+        if sum(predicted.values()) > left:
+            return
+        choice.plan, choice.predicted = more, predicted
+        choice.given_back += 1
 
 
 def decisions(choice: Choice, work: Workload, rate: Throughput) -> list[str]:
@@ -221,6 +244,7 @@ def decisions(choice: Choice, work: Workload, rate: Throughput) -> list[str]:
         return f"recipe {getattr(recipe, lever):g}, cut to fit"
 
     total = choice.spent_seconds + sum(seconds.values())
+    returned = f", {choice.given_back} given back from the time left" if choice.given_back else ""
     if chosen.teacher_epochs <= 0:
         teacher = [f"teacher: none ({why('teacher_epochs')}): no labels, no perturbed copies"]
     else:
@@ -235,7 +259,8 @@ def decisions(choice: Choice, work: Workload, rate: Throughput) -> list[str]:
         ]
     return [
         *teacher,
-        f"student: epochs {chosen.epochs} ({why('epochs')}): {seconds['student'] / 60:.1f} min "
+        f"student: epochs {chosen.epochs} ({why('epochs')}{returned}): "
+        f"{seconds['student'] / 60:.1f} min "
         f"at {rate.student_words_per_s:.0f} words/s",
         f"predicted {total / 60:.1f} of {choice.budget_seconds / 60:.1f} min "
         f"({choice.spent_seconds / 60:.1f} spent on loading and measuring, "

@@ -34,6 +34,8 @@ WORK = Workload(
 # Intel Xeon with AMX: ~1.7 min of labels and ~50 s a student epoch.
 EPYC = Throughput(teacher_steps_per_s=2.73, label_words_per_s=6870, student_words_per_s=18150)
 INTEL = Throughput(teacher_steps_per_s=5.0, label_words_per_s=17400, student_words_per_s=29000)
+# AMD EPYC without AVX-512 (Zen 3, fp32), measured by `--profile budget` runs (seed 13).
+NO_AVX512 = Throughput(teacher_steps_per_s=1.19, label_words_per_s=1859, student_words_per_s=10694)
 SPENT = 40.0  # seconds of loading and measuring before the plan
 
 
@@ -76,22 +78,40 @@ def test_the_plan_is_the_most_work_of_the_ladder_that_fits(rate: Throughput, min
     total = SPENT + sum(choice.predicted.values())
     assert total <= minutes * 60
     plans = budget.ladder(RECIPE)
-    before = plans[plans.index(choice.plan) - 1] if choice.plan != RECIPE else None
+    rung = choice.rung()
+    before = plans[plans.index(rung) - 1] if rung != RECIPE else None
     if before is not None:  # the next bigger plan would not have fitted
         assert SPENT + sum(budget.stage_seconds(before, WORK, rate).values()) > minutes * 60
+    if choice.plan.epochs < RECIPE.epochs:  # nor would one more student epoch
+        more = replace(choice.plan, epochs=choice.plan.epochs + 1)
+        assert SPENT + sum(budget.stage_seconds(more, WORK, rate).values()) > minutes * 60
 
 
 @pytest.mark.parametrize("minutes", [4, 6, 8, 11, 16])
 def test_a_faster_machine_gets_at_least_as_much_work(minutes: int) -> None:
-    plans = [
-        budget.plan(RECIPE, WORK, scaled(EPYC, f), minutes * 60, SPENT).plan
+    """Of the ladder's rungs: the epochs given back afterwards may favour a slower machine
+    that lost its teacher."""
+    rungs = [
+        budget.plan(RECIPE, WORK, scaled(EPYC, f), minutes * 60, SPENT).rung()
         for f in (0.5, 0.8, 1.0, 1.3, 1.7, 2.5, 4.0)
     ]
-    for slower, faster in itertools.pairwise(plans):
+    for slower, faster in itertools.pairwise(rungs):
         assert no_less_work(faster, slower)
-    intel = budget.plan(RECIPE, WORK, INTEL, minutes * 60, SPENT).plan
-    epyc = budget.plan(RECIPE, WORK, EPYC, minutes * 60, SPENT).plan
+    intel = budget.plan(RECIPE, WORK, INTEL, minutes * 60, SPENT).rung()
+    epyc = budget.plan(RECIPE, WORK, EPYC, minutes * 60, SPENT).rung()
     assert no_less_work(intel, epyc)
+
+
+def test_the_minutes_a_dropped_teacher_leaves_go_back_to_the_student() -> None:
+    """The rates measured on an AMD EPYC without AVX-512 (fp32; docs/first-start.md): no
+    teacher fits in 8 minutes, and the student gets the epochs the rung before had cut."""
+    choice = budget.plan(RECIPE, WORK, NO_AVX512, budget.SENTIMENT_BUDGET_MINUTES * 60, SPENT)
+    assert choice.rung() == Plan(0.0, 0.0, 0, 3)
+    assert choice.plan.teacher_epochs == 0 and choice.plan.epochs > 3
+    assert choice.given_back == choice.plan.epochs - 3
+    assert choice.fits and SPENT + sum(choice.predicted.values()) <= 8 * 60
+    student = next(line for line in choice.decisions if line.startswith("student"))
+    assert f"{choice.given_back} given back" in student
 
 
 def test_the_ladder_only_cuts_and_never_exceeds_the_recipe() -> None:
