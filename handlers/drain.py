@@ -42,8 +42,9 @@ class DrainGate:
             directory = Path(directory)
             directory.mkdir(parents=True, exist_ok=True)
             self._flag = directory / FLAG
-            lock = directory / LOCK_GLOB.replace("*", str(os.getpid()))
-            self._lock_fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+            self._lock_fd = os.open(
+                lock_file(directory, os.getpid()), os.O_RDWR | os.O_CREAT, 0o600
+            )
 
     @classmethod
     def from_environment(cls) -> DrainGate:
@@ -93,24 +94,37 @@ def reset(directory: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
+def lock_file(directory: Path, pid: int) -> Path:
+    """Worker ``pid``'s lock file in ``directory``."""
+    return directory / LOCK_GLOB.replace("*", str(pid))
+
+
+def is_held(lock: Path) -> bool:
+    """Whether a worker holds ``lock`` now: one try that never waits (FileNotFoundError when
+    there is no such lock)."""
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
 def wait_for_batches(directory: Path, deadline: float) -> bool:
     """Take every worker's lock once: True when each batch running at the call has ended
     (False if one was still running at ``deadline``, a `time.monotonic()` value)."""
     for lock in sorted(directory.glob(LOCK_GLOB)):
-        try:
-            fd = os.open(lock, os.O_RDWR)
-        except FileNotFoundError:
-            continue
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    fcntl.flock(fd, fcntl.LOCK_UN)
+        while True:
+            try:
+                if not is_held(lock):
                     break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        return False
-                    time.sleep(0.02)
-        finally:
-            os.close(fd)
+            except FileNotFoundError:
+                break
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
     return True

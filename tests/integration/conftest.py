@@ -7,7 +7,6 @@ exercise the whole path a user's request takes; only the model sizes differ.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import socket
@@ -118,17 +117,7 @@ def holds_drain_lock(run_dir: Path, pid: int) -> bool:
     """Whether worker ``pid`` holds its drain lock. A worker takes it at each call and keeps
     it while its decode loop has rows (handlers/drain.py), so a frozen worker that holds it
     had a request running in it when it stopped, which cannot end before it is thawed."""
-    lock = Path(run_dir) / DRAIN_DIR / drain.LOCK_GLOB.replace("*", str(pid))
-    fd = os.open(lock, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
+    return drain.is_held(drain.lock_file(Path(run_dir) / DRAIN_DIR, pid))
 
 
 @contextmanager
