@@ -13,6 +13,7 @@ import torch
 
 from tests.unit.test_sentiment_data import synthetic_rows
 from tests.unit.tiny_sentiment import write_tsv
+from training import throughput
 from training.budget import Plan, load_plan
 from training.sentiment_inputs import labelled_phrase_rows
 from training.train_sentiment import parse_options, train
@@ -38,7 +39,7 @@ def test_a_budget_run_plans_keeps_to_time_and_a_replayed_plan_trains_the_same_mo
     tmp_path: Path, capsys
 ) -> None:
     source = synthetic_source(tmp_path, 800)
-    minutes = 0.5
+    minutes = 0.25  # a budget that binds (fewer epochs than the recipe's 100), in seconds
     common = ["--profile", "tiny", "--source", source]
     first, seconds = timed_train(
         [*common, "--epochs", "100", "--minutes", str(minutes), "--out", str(tmp_path / "a")]
@@ -64,8 +65,15 @@ def test_a_budget_run_plans_keeps_to_time_and_a_replayed_plan_trains_the_same_mo
         assert (one["train_loss"], one["dev_accuracy"]) == (two["train_loss"], two["dev_accuracy"])
 
 
-def test_a_budget_run_with_the_teacher_labels_what_its_plan_says(tmp_path: Path) -> None:
-    source = synthetic_source(tmp_path, 300)
+def test_a_budget_run_with_the_teacher_labels_what_its_plan_says(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # The probes' samples shrunk (a real MiniLM teacher times them): what is tested is that
+    # the plan is made from measured rates and followed, not how well the rates are measured.
+    monkeypatch.setattr(throughput, "TEACHER_STEPS", 2)
+    monkeypatch.setattr(throughput, "LABEL_ROWS", 32)
+    rows = 150
+    source = synthetic_source(tmp_path, rows)
     minutes = 1.5
     metrics, seconds = timed_train(
         [
@@ -98,8 +106,8 @@ def test_a_budget_run_with_the_teacher_labels_what_its_plan_says(tmp_path: Path)
     assert planned["throughput"]["label_words_per_s"] > 0
     assert plan.phrase_share <= 0.5 and plan.copies <= 2
     if plan.teacher_epochs > 0:  # what ran is what was planned
-        assert metrics["teacher_labelled_phrases"] == round(300 * plan.phrase_share)
-        assert metrics["augmented_rows"] <= plan.copies * 300
+        assert metrics["teacher_labelled_phrases"] == round(rows * plan.phrase_share)
+        assert metrics["augmented_rows"] <= plan.copies * rows
         assert (metrics["augmented_rows"] > 0) == (plan.copies > 0)
     assert len(metrics["history"]) == metrics.get("stopped_after_epoch", plan.epochs)
 
