@@ -35,14 +35,26 @@ ROOT = Path(__file__).resolve().parents[2]
 TRAINERS = {"sentiment": "training.train_sentiment", "lm": "training.train_lm"}
 
 
-def train_tiny(model: str, out: Path) -> Path:
-    subprocess.run(
-        [sys.executable, "-m", TRAINERS[model], "--profile", "tiny", "--out", str(out)],
-        cwd=ROOT,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    return out
+def train_tiny(base: Path) -> dict[str, Path]:
+    """Both tiny models, trained side by side on one torch thread each (two threads each
+    would oversubscribe two cores: torch's threads then spin-wait on each other)."""
+    tiny = ["--profile", "tiny", "--threads", "1"]
+    runs = {
+        model: subprocess.Popen(
+            [sys.executable, "-m", trainer, *tiny, "--out", str(base / model)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
+        for model, trainer in TRAINERS.items()
+    }
+    try:
+        for model, run in runs.items():
+            assert run.wait(timeout=600) == 0, f"the tiny {model} trainer failed"
+    finally:
+        for run in runs.values():
+            if run.poll() is None:
+                run.kill()
+    return {model: base / model for model in runs}
 
 
 @pytest.fixture(scope="session")
@@ -50,8 +62,8 @@ def tiny_model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model store with sentiment.mar and lm.mar built from tiny models."""
     base = tmp_path_factory.mktemp("tiny-models")
     store = base / "model_store"
-    for model in TRAINERS:
-        build_archive(model, train_tiny(model, base / model), store)
+    for model, artifact in train_tiny(base).items():
+        build_archive(model, artifact, store)
     return store
 
 

@@ -39,7 +39,7 @@ def test_a_budget_run_plans_keeps_to_time_and_a_replayed_plan_trains_the_same_mo
     tmp_path: Path, capsys
 ) -> None:
     source = synthetic_source(tmp_path, 800)
-    minutes = 0.25  # a budget that binds (fewer epochs than the recipe's 100), in seconds
+    minutes = 0.25  # a budget that binds (fewer epochs than the recipe's 100), 15 s
     common = ["--profile", "tiny", "--source", source]
     first, seconds = timed_train(
         [*common, "--epochs", "100", "--minutes", str(minutes), "--out", str(tmp_path / "a")]
