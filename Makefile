@@ -32,6 +32,10 @@ ARTIFACTS ?= artifacts
 RUN_DIR ?= runs/server
 PROFILE ?= default
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` and `make test-unit` (0: one process); how the tests
+# are shared between them: tests/conftest.py (`work_unit`).
+TEST_WORKERS ?= 2
+PYTEST := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope
 # lm-sweep's minutes per tokenizer, and the load test's: unset, the commands' own defaults.
 MINUTES ?=
 USERS ?=
@@ -129,10 +133,10 @@ eval: models ## lm-evaluation-harness through the server (RUN_DIR's, or its own)
 
 test: $(VENV)/.installed lint ## run every test (unit and integration with a real TorchServe)
 	$(PY) -m docsgen --check
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-unit: $(VENV)/.installed ## the unit tests alone: no TorchServe, under a minute
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest tests/unit $(PYTEST_ARGS)
+	$(PYTEST) tests/unit $(PYTEST_ARGS)
 
 clean: stop ## remove trained artifacts, archives and run outputs (keeps .venv)
 	rm -rf $(ARTIFACTS) runs $(MODEL_STORE)

@@ -7,11 +7,13 @@ exercise the whole path a user's request takes; only the model sizes differ.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, fields
@@ -57,14 +59,28 @@ def train_tiny(base: Path) -> dict[str, Path]:
     return {model: base / model for model in runs}
 
 
-@pytest.fixture(scope="session")
-def tiny_model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model store with sentiment.mar and lm.mar built from tiny models."""
-    base = tmp_path_factory.mktemp("tiny-models")
+def build_tiny_store(base: Path) -> Path:
     store = base / "model_store"
     for model, artifact in train_tiny(base).items():
         build_archive(model, artifact, store)
     return store
+
+
+@pytest.fixture(scope="session")
+def tiny_model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model store with sentiment.mar and lm.mar built from tiny models: once per run, also
+    under xdist (the first worker to need it builds it under a lock; the other waits)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return build_tiny_store(tmp_path_factory.mktemp("tiny-models"))
+    run = tmp_path_factory.getbasetemp().parent  # this run's folder, shared by its workers
+    shared = run / "tiny-models"
+    with open(run / "tiny-models.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or its worker dies
+        if not shared.is_dir():
+            scratch = Path(tempfile.mkdtemp(prefix="tiny-models-", dir=run))
+            build_tiny_store(scratch)
+            scratch.rename(shared)  # complete or absent: a failed build leaves no half store
+    return shared / "model_store"
 
 
 def archived_generator(archive: Path, into: Path) -> Generator:
