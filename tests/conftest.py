@@ -28,10 +28,16 @@ if "PYTEST_XDIST_WORKER" in os.environ:
 # Under `make test` (`-n 2 --dist loadscope`) a unit module is one unit of work, and the
 # integration modules are two: most share the session's server, and some stop, kill or freeze
 # servers, or measure, so they run in file order on one worker, as they would alone; those in
-# BESIDE build and serve their own models and time nothing: they run on the other worker, with
-# the unit tests.
+# BESIDE build, serve and stop only their own models and measure nothing: they run on the other
+# worker, with the unit tests.
 INTEGRATION = "tests/integration/"
-BESIDE = {"test_archives.py", "test_model_cards.py", "test_subword_lm.py", "test_third_model.py"}
+BESIDE = {
+    "test_archives.py",
+    "test_container.py",
+    "test_model_cards.py",
+    "test_subword_lm.py",
+    "test_third_model.py",
+}
 
 
 def work_unit(nodeid: str) -> str:
