@@ -25,6 +25,12 @@ from pathlib import Path
 from typing import Any
 
 HANDLERS_DIR = Path(__file__).resolve().parent
+ARTIFACTS = "artifacts"  # trained models' folders, one per model (the Makefile's ARTIFACTS)
+
+
+def artifact_folder(name: str) -> str:
+    """Where model ``name``'s trainer writes its artifact unless told otherwise."""
+    return f"{ARTIFACTS}/{name}"
 
 
 @dataclass(frozen=True)
