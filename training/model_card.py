@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from docsgen.markdown import markdown_table
+from handlers.registry import artifact_folder
 from training.machine import machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,8 +34,9 @@ SAMPLE_PROMPT = "ROMEO:"
 SAMPLE_TEMPERATURES = (0.5, 1.0, 1.5)
 SAMPLE_SEED = 1234
 SAMPLE_TOKENS = 120
-# What every trainer's metrics.json says of how it ran, last on each card.
-HOW_TRAINED = {
+# What every trainer's metrics.json says of the model's size and how it ran, last on each card.
+EVERY_CARD = {
+    "parameters": ("parameters", "{:,}"),
     "threads": ("training threads", "{}"),
     "precision": ("training precision", "{}"),
 }
@@ -44,20 +46,18 @@ FIGURES: dict[str, dict[str, tuple[str, str]]] = {
         "dev_accuracy": ("SST-2 dev accuracy ({dev_rows} sentences)", "{:.1%}"),
         "teacher_dev_accuracy": ("its teacher's dev accuracy", "{:.1%}"),
         "best_epoch": ("best epoch (chosen by dev)", "{}"),
-        "parameters": ("parameters", "{:,}"),
         "vocab_size": ("vocabulary (words)", "{:,}"),
         "seconds": ("training time, all stages", "{:.0f} s"),
-        **HOW_TRAINED,
+        **EVERY_CARD,
     },
     "lm": {
         "val_nats_per_char": ("validation nats/char (last 10% of Tiny Shakespeare)", "{:.4f}"),
         "val_token_perplexity": ("validation token perplexity", "{:.2f}"),
         "steps": ("training steps", "{:,}"),
         "train_minutes": ("training minutes", "{:.1f}"),
-        "parameters": ("parameters", "{:,}"),
         "vocab_size": ("vocabulary (sentencepiece pieces)", "{:,}"),
         "chars_per_token": ("characters per token", "{:.2f}"),
-        **HOW_TRAINED,
+        **EVERY_CARD,
     },
 }
 
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--page", type=Path, help="default: docs/models/<model>.md")
     args = parser.parse_args(argv)
     page = args.page or CARDS / f"{args.model}.md"
-    source = read_figures(args.model, args.artifact or Path("artifacts") / args.model)
+    source = read_figures(args.model, args.artifact or Path(artifact_folder(args.model)))
     if args.samples:
         source["samples"] = generate_samples(args.archive or Path("model_store/lm.mar"))
     source_file(args.model, page.parent).write_text(json.dumps(source, indent=2) + "\n")
