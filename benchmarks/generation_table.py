@@ -1,6 +1,7 @@
 """`make bench`'s generation table: validation nats/char, the textbook loop against our
 engine in process, the served tokens/s at 64 streams, what one stream and a follow-up wait,
-and scoring (benchmarks/run.py runs it)."""
+and scoring (a registry entry's `Bench` of kind "generation": benchmarks/sections.py plans
+it, benchmarks/run.py runs it)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from benchmarks.generation import (
 )
 from benchmarks.harness import locust, served_settings, server
 from benchmarks.results import Table
+from benchmarks.sections import Section
 from benchmarks.streams import follow_up_first_chunks, single_stream_latency
 from handlers.lm.api import MAX_PROMPT_CHARS
 from loadtest import report
@@ -37,27 +39,28 @@ STREAMS = 64
 HISTORY_CHARS = (10, 1000, MAX_PROMPT_CHARS - 10)
 
 
-def generation(args: argparse.Namespace, out: Path, tables: list[Table]) -> None:
+def measure(args: argparse.Namespace, out: Path, section: Section) -> Table:
     """Validation nats/char, the textbook loop against our engine in process, then the served
     tokens/s at 64 streams and what one stream and a follow-up wait."""
-    table = Table("Generation (language model)")
-    tables.append(table)
-    artifact = unpack_archive(args.model_store / "lm.mar", out / "lm-artifact")
-    validation = split_text(load_text("tinyshakespeare"))[1]
+    table = section.table()
+    name = section.model
+    artifact = unpack_archive(args.model_store / f"{name}.mar", out / f"{name}-artifact")
+    validation = split_text(load_text(section.data))[1]
     torch.set_num_threads(2)
     lm_validation_quality(artifact, validation, table)
     textbook = textbook_rate(artifact, args.tokens, table)
     engine_rates(artifact, args.tokens, textbook, table)
-    settings = served_settings("lm", args.model_store)
+    settings = served_settings(name, args.model_store)
     best_raw = raw_rates_on_request_mix(args, artifact, settings, table)
     if args.skip_served:
-        return
-    run_dir = out / "server-lm"
-    with server(args.model_store, ("lm",), run_dir):
-        served_generation(args, out, run_dir, table, textbook, best_raw)
+        return table
+    run_dir = out / f"server-{name}"
+    with server(args.model_store, (name,), run_dir):
+        served_generation(args, out, run_dir, section, table, textbook, best_raw)
         single_stream_costs(run_dir, args.tokens, settings, table)
         continuation_costs(run_dir, validation, table)
     scoring_costs(args.model_store, out / "scoring", table)
+    return table
 
 
 def scoring_costs(store: Path, out: Path, table: Table) -> None:
@@ -158,6 +161,7 @@ def served_generation(
     args: argparse.Namespace,
     out: Path,
     run_dir: Path,
+    section: Section,
     table: Table,
     textbook: float,
     best_raw: tuple[float, float],
@@ -165,18 +169,19 @@ def served_generation(
     """64 Locust users without think time, half of them streaming (the first chunk timed)."""
     result = locust(
         run_dir,
-        out / "locust-lm64",
-        "generation",
+        out / f"locust-{section.model}{STREAMS}",
+        section.scenario,
         STREAMS,
         args.duration,
         {"LOADTEST_MAX_WAIT": "0", "LOADTEST_MAX_NEW_TOKENS": str(args.tokens)},
     )
-    served = result["loads"]["lm"].tokens_per_s or 0.0
+    load = result["loads"][section.model]
+    served = load.tokens_per_s or 0.0
     table.rate(
         f"served, {STREAMS} streams (Locust, no wait)",
         served,
         "tok/s",
-        f"mean rows per handler call {result['loads']['lm'].mean_batch_size or 0:.1f}",
+        f"mean rows per handler call {load.mean_batch_size or 0:.1f}",
     )
     raw, raw_cores = best_raw
     table.add(

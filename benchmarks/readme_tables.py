@@ -5,9 +5,10 @@
 
 Rewrites what lies between each `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` in
 docs/benchmarks.md (`run`: which run, on what; `classification`, `generation`: the run's
-tables of that title) and copies the run's bench.png to docs/bench.png. A row's goal (a typed
-field of the row, benchmarks/goals.py) gets its own column, marked ✓ or ✗ from the row's
-figure. The README's `bench:headline` is the rows that carry a goal, from the same run.
+tables of that marker, which a model's registry entry declares) and copies the run's bench.png
+to docs/bench.png. A row's goal (a typed field of the row, benchmarks/goals.py) gets its own
+column, marked ✓ or ✗ from the row's figure. The README's `bench:headline` is the rows that
+carry a goal, from the same run.
 """
 
 from __future__ import annotations
@@ -38,11 +39,6 @@ FIGURE = ROOT / "docs" / "bench.png"
 LONG_INTEGER = re.compile(r"(?<![\d.,])\d{4,}(?![\d,])")  # 14858 but not the 4487 of 1.4487
 
 
-def marker(title: str) -> str:
-    """The bench page's marker of a table: "Classification (sentiment)" -> "classification"."""
-    return title.split()[0].lower()
-
-
 def with_thousands(text: str) -> str:
     """14858 tok/s -> 14,858 tok/s, as the README's prose writes figures."""
     return LONG_INTEGER.sub(lambda m: f"{int(m.group()):,}", text)
@@ -69,9 +65,9 @@ def headline_measure(table: str, measure: str) -> str:
 def headline(run: Path) -> str:
     """The README's short table: every row with a goal, under the run's caption."""
     rows = [
-        (headline_measure(marker(table.title), measure), value, goal)
+        (headline_measure(table.marker, measure), value, goal)
         for table in read_tables(run)
-        if marker(table.title) in HEADLINE_TABLES
+        if table.marker in HEADLINE_TABLES
         for measure, value, _, goal in map(row_cells, table.rows)
         if goal
     ]
@@ -102,7 +98,7 @@ def render(text: str, run: Path) -> str:
     """``text`` with every bench section written from ``run``; a run without a table that the
     page shows (a `--only` run) is refused rather than leaving an older table beside it."""
     sections = {"run": run_caption(run)}
-    sections |= {marker(t.title): page_table(t) for t in read_tables(run)}
+    sections |= {t.marker: page_table(t) for t in read_tables(run) if t.marker}
     wanted = re.findall(r"<!-- bench:(\w+) -->", text)
     missing = [name for name in wanted if name not in sections]
     if missing:

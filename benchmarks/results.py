@@ -100,10 +100,12 @@ class Row:
 
 @dataclass
 class Table:
-    """Rows of (measure, value, note, goal) printed and written as markdown."""
+    """Rows of (measure, value, note, goal) printed and written as markdown; ``marker`` names
+    the docs/benchmarks.md section it fills ("" for none: bench.md only)."""
 
     title: str
     rows: list[Row] = field(default_factory=list)
+    marker: str = ""
 
     def add(
         self,
@@ -132,7 +134,10 @@ class Table:
 
     @classmethod
     def from_json(cls, table: dict) -> Table:
-        return cls(table["title"], [Row.from_json(row) for row in table["rows"]])
+        """A table of bench.json; one written before tables had markers is marked by its
+        title's first word ("Classification (sentiment)": classification), as it was then."""
+        marker = table.get("marker", table["title"].split()[0].lower())
+        return cls(table["title"], [Row.from_json(row) for row in table["rows"]], marker)
 
 
 @dataclass

@@ -3,13 +3,16 @@
     make bench                     # writes runs/bench/<time>/bench.md (with its duration)
     python -m benchmarks.readme_tables      # then write its tables into docs/benchmarks.md
     python -m benchmarks.run --duration 20 --skip-served
+    python -m benchmarks.run --only sentiment               # one model's table
 
-Classification: the bare predictor in the served layout (the ceiling) against TorchServe under
-Locust, batched serving against batchSize 1, fp32 against the batch-invariant int8 classifier
-(speed and dev accuracy), and p99 latency at about half of the saturated rate. Generation: our
-batched engine against the textbook one-request `generate()` loop, fp32 against int8 (speed and
-validation nats/char), and served tokens/s at 64 streams and served latency per token for one
-stream.
+One table per served model, of the kind its registry entry declares (`handlers.registry.Bench`,
+planned by benchmarks/sections.py). Classification: the bare predictor in the served layout
+(the ceiling) against TorchServe under Locust, batched serving against batchSize 1, fp32
+against the batch-invariant int8 classifier (speed and dev accuracy), and p99 latency at about
+half of the saturated rate (a classifier whose entry names no ceilings: the served rows alone).
+Generation: our batched engine against the textbook one-request `generate()` loop, fp32
+against int8 (speed and validation nats/char), and served tokens/s at 64 streams and served
+latency per token for one stream.
 Each side's fair figure: served rate per core of the server's own processes (TorchServe's
 frontend, workers and helpers, from the CPU split) against the bare model's rate per core
 (benchmarks/efficiency.py), free of the cores Locust takes on this machine.
@@ -28,8 +31,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.classification_table import classification
-from benchmarks.generation_table import generation
+from benchmarks import sections
 from benchmarks.plot import plot
 from benchmarks.results import (
     BENCH_MD,
@@ -54,9 +56,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--users", type=int, default=48, help="Locust users for saturation")
     parser.add_argument("--tokens", type=int, default=128, help="tokens per generation request")
     parser.add_argument("--skip-served", action="store_true", help="in-process figures only")
-    parser.add_argument("--only", choices=("classification", "generation"), default=None)
+    parser.add_argument(
+        "--only", nargs="+", choices=DEFAULT_MODELS, default=(), help="these models' tables only"
+    )
     args = parser.parse_args(argv)
-    missing = missing_archives(args.model_store, DEFAULT_MODELS)
+    planned = sections.plan(only=args.only)
+    missing = missing_archives(args.model_store, tuple(section.model for section in planned))
     if missing:
         sys.exit(f"error: {missing_archives_message(args.model_store, missing)}")
     out = BENCH_RUNS / datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -64,12 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     tables: list[Table] = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory():
-        if args.only in (None, "classification"):
-            print("classification", flush=True)
-            classification(args, out, tables)
-        if args.only in (None, "generation"):
-            print("generation", flush=True)
-            generation(args, out, tables)
+        for section in planned:
+            tables.append(sections.measure(args, out, section))
     info = RunInfo(
         name=out.name,
         cpu_cores=os.cpu_count(),

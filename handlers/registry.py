@@ -1,6 +1,7 @@
 """The served models, one declaration each: the one list that the archive builder, the server,
 the Makefile, the Dockerfile, the API docs, the load test (its users and scenarios), the
-layout search (its candidates and what it counts), the training summary and the client read.
+layout search (its candidates and what it counts), the benchmark (its table), the training
+summary and the client read.
 
     python -m handlers.registry names            # sentiment lm (the Makefile and Dockerfile)
     python -m handlers.registry trainer lm       # training.train_lm
@@ -25,6 +26,12 @@ from pathlib import Path
 from typing import Any
 
 HANDLERS_DIR = Path(__file__).resolve().parent
+ARTIFACTS = "artifacts"  # trained models' folders, one per model (the Makefile's ARTIFACTS)
+
+
+def artifact_folder(name: str) -> str:
+    """Where model ``name``'s trainer writes its artifact unless told otherwise."""
+    return f"{ARTIFACTS}/{name}"
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,24 @@ class Layout:
     options: tuple[str, ...] = ()  # handler options shown and varied beside the frontend's
     scenario: str | None = None
     throughput: str = "requests"  # or "tokens" (generated tokens per second)
+
+
+@dataclass(frozen=True)
+class Bench:
+    """What `make bench` measures of a model: one table, planned by benchmarks/sections.py.
+
+    ``kind`` "classification": the served requests/s under the load of the layout's scenario,
+    batched and at batchSize 1, and p99 at about half that rate; held to the bare
+    `ClassifierPredictor`'s rate in each quantize mode of ``ceilings`` where given (its
+    accuracy on ``data``'s dev split beside them). ``kind`` "generation": the language model's
+    tokens/s against its raw decode loops, on ``data``'s validation text."""
+
+    kind: str = "classification"
+    ceilings: tuple[str, ...] = ()  # "fp32", "int8": the bare predictor's rates it is held to
+    data: str = ""  # a `training.data` source; "": the ceilings read the entry's examples
+    data_name: str = ""  # how the tables name ``data`` ("SST-2")
+    title: str = ""  # the table's title; default "<Kind> (<name>)"
+    marker: str = ""  # the docs/benchmarks.md section it fills (bench:<marker>); "": none
 
 
 @dataclass(frozen=True)
@@ -63,6 +88,7 @@ class ServedModel:
     examples: tuple[dict[str, Any], ...] = ()  # request bodies (generic user, client docs)
     answer_key: str = ""
     layout: Layout = Layout()
+    bench: Bench = Bench()
     # `make models`' line for it: pieces formatted with its metrics.json (plus ``minutes``,
     # from ``seconds``); a piece naming a figure the file lacks is left out.
     summary: tuple[str, ...] = ("trained in {minutes:.1f} min",)
@@ -126,6 +152,9 @@ MODELS: tuple[ServedModel, ...] = (
                 {"maxBatchDelay": 1},
             )
         ),
+        bench=Bench(
+            ceilings=("fp32", "int8"), data="sst2", data_name="SST-2", marker="classification"
+        ),
         summary=(
             "dev accuracy {dev_accuracy:.1%}",
             " (its teacher: {teacher_dev_accuracy:.1%})",
@@ -161,6 +190,12 @@ MODELS: tuple[ServedModel, ...] = (
             options=("tokens_per_call", "decode_processes", "step_ahead"),
             scenario="generation",
             throughput="tokens",
+        ),
+        bench=Bench(
+            "generation",
+            data="tinyshakespeare",
+            title="Generation (language model)",
+            marker="generation",
         ),
         summary=(
             "validation {val_nats_per_char:.4f} nats/char",

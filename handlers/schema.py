@@ -91,6 +91,12 @@ class Field:
         return ", ".join(parts)
 
 
+def optional(name: str, kind: Any, doc: str, **limits: Any) -> Field:
+    """A field a request may leave out or send as null, and then has none: the usual shape of
+    an opt-in setting (a seed, a session, log-probabilities), declared without repeating it."""
+    return Field(name, kind, None, doc, nullable=True, **limits)
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """One documented route of a model, declared beside its fields in the model's api module:

@@ -62,13 +62,26 @@ class Carry:
         return sum(s.element_size() * s.nelement() for s in self.state)
 
 
+@dataclass(frozen=True)
+class Turn:
+    """A row's part in a session: the state it continues (``carry``; None starts afresh) and
+    whether it hands back its own `Carry` when it finishes (``keep``). One value, passed from
+    the handler through the engine to whichever loop decodes the row."""
+
+    carry: Carry | None = None
+    keep: bool = False
+
+
+ALONE = Turn()  # a request outside any session
+
+
 @dataclass
 class Update:
     """What one `step` call produced for a row."""
 
     text: str = ""  # final text new since the last update (never taken back)
     result: GenerationResult | None = None  # set once the row has finished
-    carry: Carry | None = None  # with the result, for rows added with ``keep=True``
+    carry: Carry | None = None  # with the result, for rows whose `Turn` keeps it
     error: str | None = None  # the row failed and left the loop
     logprobs: list[TokenLogprob] = field(default_factory=list)  # of ``text``'s tokens
 
@@ -96,19 +109,14 @@ class DecodeLoop:
     def __contains__(self, key: Hashable) -> bool:
         return key in self.rows
 
-    def add(
-        self,
-        key: Hashable,
-        request: GenerationRequest,
-        carry: Carry | None = None,
-        keep: bool = False,
-    ) -> int:
-        """Queue a request; it joins at the next `step`. With ``carry`` the prompt continues
-        that state (its stored token is read first); ``keep`` asks for the row's own `Carry`
-        when it finishes. Returns the prompt's length in tokens."""
+    def add(self, key: Hashable, request: GenerationRequest, turn: Turn = ALONE) -> int:
+        """Queue a request; it joins at the next `step`. With the turn's ``carry`` the prompt
+        continues that state (its stored token is read first); its ``keep`` asks for the row's
+        own `Carry` when it finishes. Returns the prompt's length in tokens."""
         if key in self:
             raise KeyError(f"{key!r} is already in the loop")
-        if request.max_new_tokens == 0 and keep:
+        carry = turn.carry
+        if request.max_new_tokens == 0 and turn.keep:
             raise ValueError("a scoring-only row (max_new_tokens 0) cannot keep a session")
         prompt, start = self._prompt(request)
         ids = prompt if carry is None else [carry.token, *prompt]
@@ -117,7 +125,7 @@ class DecodeLoop:
             self._echo(row, prompt, start, fresh=carry is None)
         self.feed[key] = deque(ids or [self.tokenizer.unk_id])
         self.joining[key] = carry
-        if keep:
+        if turn.keep:
             self.keep.add(key)
         return len(prompt)
 

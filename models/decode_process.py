@@ -19,7 +19,7 @@ from collections.abc import Hashable, Iterable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from models.decode_loop import INTERNAL_ERROR, Carry, DecodeLoop, Update
+from models.decode_loop import ALONE, INTERNAL_ERROR, DecodeLoop, Turn, Update
 from models.requests import GenerationRequest
 
 logger = logging.getLogger(__name__)
@@ -63,17 +63,11 @@ class DecodeProcess:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def add(
-        self,
-        key: Hashable,
-        request: GenerationRequest,
-        carry: Carry | None = None,
-        keep: bool = False,
-    ) -> int:
+    def add(self, key: Hashable, request: GenerationRequest, turn: Turn = ALONE) -> int:
         """Like `DecodeLoop.add`; a refusal in the child is raised here."""
         if not self.loaded:
             self._await_loaded()
-        self.conn.send(("add", (key, request, carry, keep)))
+        self.conn.send(("add", (key, request, turn)))
         tokens = self._reply()
         self.keys.add(key)
         return tokens

@@ -10,11 +10,25 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import MISSING, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from typing import Any, TypeVar
 
-Options = TypeVar("Options")
 Config = TypeVar("Config")
+
+
+@dataclass
+class RunOptions:
+    """How a training run runs, whatever it trains: a trainer's options dataclass subclasses
+    this and adds what its model and recipe depend on."""
+
+    threads: int | None = None  # torch threads; None keeps torch's default
+    device: str = "cpu"
+    precision: str = "auto"  # auto: bf16 autocast where the CPU has native bf16, else fp32
+    progress: bool = True  # a progress bar on stderr
+    profile: str = "default"  # the named settings applied before the flags (`parse_options`)
+
+
+Options = TypeVar("Options", bound=RunOptions)
 
 _TYPES = {
     "int": int,
@@ -45,14 +59,13 @@ def parse_options(
     argv: Sequence[str] | None = None,
     description: str | None = None,
 ) -> Options:
-    """``defaults``, then ``--profile``'s settings, then every flag given on the command line.
-
-    The dataclass needs a ``profile: str`` field; it records which profile was chosen."""
+    """``defaults``, then ``--profile``'s settings, then every flag given on the command line;
+    the options' ``profile`` records which profile was chosen."""
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--profile", choices=sorted(profiles), default="default")
-    for item in fields(defaults):  # type: ignore[arg-type]
+    for item in fields(defaults):
         if item.name == "profile":
             continue
         flag = "--" + item.name.replace("_", "-")
@@ -66,7 +79,7 @@ def parse_options(
             parser.add_argument(flag, type=kind, default=None, help=f"({default})")
     args = vars(parser.parse_args(argv))
     profile = args.pop("profile")
-    options = replace(defaults, **profiles[profile], profile=profile)  # type: ignore[type-var]
+    options = replace(defaults, **profiles[profile], profile=profile)
     return replace(options, **{k: v for k, v in args.items() if v is not None})
 
 

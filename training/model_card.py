@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from docsgen.markdown import markdown_table
+from handlers.registry import artifact_folder
 from training.machine import machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,33 +34,26 @@ SAMPLE_PROMPT = "ROMEO:"
 SAMPLE_TEMPERATURES = (0.5, 1.0, 1.5)
 SAMPLE_SEED = 1234
 SAMPLE_TOKENS = 120
+# The metrics.json keys a card shows, each with how to write it, in the order cards show them:
+# a model's card has the ones its trainer writes, then `HOW_TRAINED`.
+FIGURES: dict[str, tuple[str, str]] = {
+    "dev_accuracy": ("SST-2 dev accuracy ({dev_rows} sentences)", "{:.1%}"),
+    "teacher_dev_accuracy": ("its teacher's dev accuracy", "{:.1%}"),
+    "best_epoch": ("best epoch (chosen by dev)", "{}"),
+    "val_nats_per_char": ("validation nats/char (last 10% of Tiny Shakespeare)", "{:.4f}"),
+    "val_token_perplexity": ("validation token perplexity", "{:.2f}"),
+    "steps": ("training steps", "{:,}"),
+    "train_minutes": ("training minutes", "{:.1f}"),
+    "vocab_size": ("vocabulary ({vocabulary})", "{:,}"),
+    "chars_per_token": ("characters per token", "{:.2f}"),
+    "seconds": ("training time, all stages", "{:.0f} s"),
+    "parameters": ("parameters", "{:,}"),
+}
 # What every trainer's metrics.json says of how it ran, last on each card.
-HOW_TRAINED = {
-    "threads": ("training threads", "{}"),
-    "precision": ("training precision", "{}"),
-}
-# Per model: the metrics.json keys a card shows, each with how to write it.
-FIGURES: dict[str, dict[str, tuple[str, str]]] = {
-    "sentiment": {
-        "dev_accuracy": ("SST-2 dev accuracy ({dev_rows} sentences)", "{:.1%}"),
-        "teacher_dev_accuracy": ("its teacher's dev accuracy", "{:.1%}"),
-        "best_epoch": ("best epoch (chosen by dev)", "{}"),
-        "parameters": ("parameters", "{:,}"),
-        "vocab_size": ("vocabulary (words)", "{:,}"),
-        "seconds": ("training time, all stages", "{:.0f} s"),
-        **HOW_TRAINED,
-    },
-    "lm": {
-        "val_nats_per_char": ("validation nats/char (last 10% of Tiny Shakespeare)", "{:.4f}"),
-        "val_token_perplexity": ("validation token perplexity", "{:.2f}"),
-        "steps": ("training steps", "{:,}"),
-        "train_minutes": ("training minutes", "{:.1f}"),
-        "parameters": ("parameters", "{:,}"),
-        "vocab_size": ("vocabulary (sentencepiece pieces)", "{:,}"),
-        "chars_per_token": ("characters per token", "{:.2f}"),
-        **HOW_TRAINED,
-    },
-}
+HOW_TRAINED = {"threads": ("training threads", "{}"), "precision": ("training precision", "{}")}
+ROWS = {**FIGURES, **HOW_TRAINED}  # every row a card may show, in order
+# What a vocabulary entry is, per model with a card (its `vocab_size` row).
+VOCABULARY = {"sentiment": "words", "lm": "sentencepiece pieces"}
 
 
 def source_file(model: str, cards: Path = CARDS) -> Path:
@@ -70,7 +64,7 @@ def read_figures(model: str, artifact: Path) -> dict[str, Any]:
     """The card's figures from ``artifact``/metrics.json, with where and when they came from."""
     metrics = json.loads((artifact / "metrics.json").read_text())
     trained = datetime.fromtimestamp((artifact / "metrics.json").stat().st_mtime, UTC)
-    figures = {key: metrics[key] for key in FIGURES[model] if key in metrics}
+    figures = {key: metrics[key] for key in ROWS if key in metrics}
     if model == "sentiment":
         figures["dev_rows"] = metrics["dev_rows"]
         figures["confusion_matrix"] = metrics["confusion_matrix"]
@@ -120,8 +114,8 @@ def figures_section(model: str, source: dict[str, Any] | None) -> str:
         "",
     ]
     rows = [
-        (label.format(**figures), style.format(figures[key]))
-        for key, (label, style) in FIGURES[model].items()
+        (label.format(**figures, vocabulary=VOCABULARY[model]), style.format(figures[key]))
+        for key, (label, style) in ROWS.items()
         if key in figures
     ]
     if "confusion_matrix" in figures:
@@ -185,14 +179,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("model", choices=sorted(FIGURES))
+    parser.add_argument("model", choices=sorted(VOCABULARY))
     parser.add_argument("--artifact", type=Path, help="default: artifacts/<model>")
     parser.add_argument("--samples", action="store_true", help="also decode samples (lm)")
     parser.add_argument("--archive", type=Path, help="default: model_store/<model>.mar")
     parser.add_argument("--page", type=Path, help="default: docs/models/<model>.md")
     args = parser.parse_args(argv)
     page = args.page or CARDS / f"{args.model}.md"
-    source = read_figures(args.model, args.artifact or Path("artifacts") / args.model)
+    source = read_figures(args.model, args.artifact or Path(artifact_folder(args.model)))
     if args.samples:
         source["samples"] = generate_samples(args.archive or Path("model_store/lm.mar"))
     source_file(args.model, page.parent).write_text(json.dumps(source, indent=2) + "\n")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from handlers.registry import artifact_folder
 from models.classifier import CELLS, POOLINGS, ClassifierConfig
 from training import budget, cli
 from training.batching import batch_order, equal_length_batches
@@ -43,11 +44,11 @@ MODEL = cli.field_defaults(ClassifierConfig)  # the model's shape: declared in m
 
 
 @dataclass
-class TrainOptions:
+class TrainOptions(cli.RunOptions):
     """Everything one training run depends on; saved into the artifact's config."""
 
     source: str = "sst2_glue_phrases"
-    out: str = "artifacts/sentiment"
+    out: str = artifact_folder("sentiment")
     seed: int = 13
     tokenizer: str = "words"  # words (PTB, GloVe-ready) or a sentencepiece type
     vocab_size: int = 16000  # sentencepiece only
@@ -80,13 +81,8 @@ class TrainOptions:
     weight_decay: float = 0.0  # AdamW's decay, on every weight but the embedding's
     clip_norm: float = 1.0
     max_train: int | None = None  # use only the first N training rows (tests, quick checks)
-    threads: int | None = None  # torch threads; None keeps torch's default
-    device: str = "cpu"
-    precision: str = "auto"  # auto: bf16 autocast where the CPU has native bf16, else fp32
-    progress: bool = True
     minutes: float | None = None  # a wall-clock budget for the whole run; None: fixed recipe
     plan: str | None = None  # a metrics.json whose budget plan to repeat exactly (no measuring)
-    profile: str = "default"
 
 
 def check_options(options: TrainOptions) -> None:

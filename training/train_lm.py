@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from handlers.registry import artifact_folder
 from models import atomic
 from models.artifact import save_artifact
 from models.language_model import LMConfig, RecurrentLM, State
@@ -69,11 +70,12 @@ MODEL = cli.field_defaults(LMConfig)  # the model's shape: declared in models/la
 
 
 @dataclass
-class LMTrainOptions:
-    """Everything one run depends on; saved into the artifact's config."""
+class LMTrainOptions(cli.RunOptions):
+    """Everything one run depends on; saved into the artifact's config. Its recipe is a
+    budget of wall-clock ``minutes`` (``steps`` only caps it), as the module's doc explains."""
 
     source: str = "tinyshakespeare"
-    out: str = "artifacts/lm"
+    out: str = artifact_folder("lm")
     seed: int = 1337
     vocab_size: int = 512  # sentencepiece unigram pieces (bytes included); 0: characters
     embed_dim: int = MODEL["embed_dim"]
@@ -93,12 +95,7 @@ class LMTrainOptions:
     schedule: str = "linear"
     clip_norm: float = 1.0
     eval_every: int = 0  # steps between validations; 0: only at the end (each spends --minutes)
-    precision: str = "auto"  # auto: bf16 autocast where the CPU has native bf16, else fp32
     max_chars: int | None = None  # use only the first N characters of the corpus (tests)
-    threads: int | None = None
-    device: str = "cpu"
-    progress: bool = True
-    profile: str = "default"
 
 
 def build_tokenizer(train_text: str, vocab_size: int, prefix: Path) -> Tokenizer:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.schema import Endpoint, Field, RequestError, check_text, validate
+from handlers.schema import Endpoint, Field, RequestError, check_text, optional, validate
 from models.generation import GenerationRequest
 from models.logprobs import MAX_LOGPROBS
 from models.sessions import NEW_SESSION, SessionError
@@ -57,14 +57,12 @@ FIELDS = (
         maximum=1,
         exclusive_minimum=True,
     ),
-    Field(
+    optional(
         "seed",
         int,
-        None,
         "Seed for reproducible sampling; null draws one.",
         minimum=0,
         maximum=2**63 - 1,
-        nullable=True,
     ),
     Field(
         "stop",
@@ -77,27 +75,23 @@ FIELDS = (
         single_as_list=True,
     ),
     Field("stream", bool, False, "Send the text in chunks as it is produced."),
-    Field(
+    optional(
         "session",
         str,
-        None,
         '"new" opens a session (its id comes back as "session"); an id continues one, '
         "reading only this prompt after everything the session has read and written.",
         min_length=1,
         max_length=MAX_SESSION_ID_CHARS,
-        nullable=True,
     ),
     Field("end_session", bool, False, "Forget the session once this request is answered."),
-    Field(
+    optional(
         "logprobs",
         int,
-        None,
         "Log-probabilities of the tokens (the model's own distribution: temperature 1, before "
         "penalties, bias, top-k and top-p), each with this many most likely alternatives "
         "(docs/scoring.md); null for none.",
         minimum=0,
         maximum=MAX_LOGPROBS,
-        nullable=True,
     ),
     Field(
         "echo",
@@ -122,15 +116,13 @@ FIELDS = (
         minimum=-2,
         maximum=2,
     ),
-    Field(
+    optional(
         "logit_bias",
         dict,
-        None,
         'Token id (as a string, see `/tokenize`) -> bias added to its logit, e.g. {"5": -100}.',
         minimum=-100,
         maximum=100,
         max_length=MAX_BIASED_TOKENS,
-        nullable=True,
     ),
 )
 SESSION_ERRORS = {"404": "unknown session", "409": "session busy", "410": "session expired"}

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from models.decode_loop import INTERNAL_ERROR, Carry, DecodeLoop, Update
+from models.decode_loop import INTERNAL_ERROR, DecodeLoop, Turn, Update
 from models.decode_process import DecodeProcess
 from models.generation import Generator
 from models.requests import GenerationRequest
@@ -70,17 +70,16 @@ class Engine:
         self,
         keys: Sequence[Hashable],
         choices: Sequence[GenerationRequest],
-        carry: Carry | None,
-        keep: bool,
+        turn: Turn,
     ) -> int:
-        """Put one request's rows (one per choice) in one loop; its prompt tokens in all. With
-        ``carry`` (a session's) the rows continue it; with ``keep`` a row hands back its own
+        """Put one request's rows (one per choice) in one loop; its prompt tokens in all. A
+        session's ``turn`` says what state they continue and whether a row hands back its own
         `Carry` when it finishes. If a row cannot join, none stays and the error is raised."""
         loop = self._pick()
         try:
             tokens = 0
             for key, choice in zip(keys, choices, strict=True):
-                tokens += loop.add(key, choice, carry, keep)
+                tokens += loop.add(key, choice, turn)
                 self.placed[key] = loop
         except Exception:
             loop.drop(keys)

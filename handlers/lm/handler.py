@@ -38,7 +38,7 @@ from handlers.lm.api import session_refused
 from handlers.lm.engine import Engine
 from handlers.schema import RequestError
 from handlers.torchserve import INTERNAL, STOPPING, Reply
-from models.decode_loop import Update
+from models.decode_loop import Turn, Update
 from models.sessions import SessionError, SessionStore
 
 logger = logging.getLogger(__name__)
@@ -86,8 +86,9 @@ class LMHandler(ContinuousHandler):
         # Choice 0 is keyed by the request id, further ones (OpenAI's n, prompt lists) by
         # (request id, index); only single-choice requests have sessions.
         keys = [rid if index == 0 else (rid, index) for index in range(len(request.choices))]
+        turn = Turn(carry, keep=session is not None)  # a session keeps the state it ends in
         try:
-            prompt_tokens = self.engine.join(keys, request.choices, carry, session is not None)
+            prompt_tokens = self.engine.join(keys, request.choices, turn)
         except Exception:
             logger.exception("request %s could not join the loop", rid)
             self.sessions.leave(session, None, end=False)

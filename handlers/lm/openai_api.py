@@ -18,7 +18,7 @@ from typing import Any
 
 from handlers.lm import api as lm_api
 from handlers.lm.tokenize_api import MAX_TOKEN_IDS
-from handlers.schema import Endpoint, Field, RequestError, check_ids, validate
+from handlers.schema import Endpoint, Field, RequestError, check_ids, optional, validate
 from models.generation import GenerationRequest, GenerationResult
 from models.logprobs import TokenLogprob
 
@@ -41,7 +41,7 @@ def _ours(field: str, **changes: Any) -> Field:
 
 
 FIELDS = (
-    Field("model", str, None, "Any name; answers carry the served model's.", nullable=True),
+    optional("model", str, "Any name; answers carry the served model's."),
     Field(
         "prompt",
         list,
@@ -73,7 +73,7 @@ FIELDS = (
     _ours("presence_penalty"),
     _ours("frequency_penalty"),
     _ours("logit_bias"),
-    Field("user", str, None, "Accepted and ignored.", nullable=True),
+    optional("user", str, "Accepted and ignored."),
 )
 ENDPOINTS = (
     Endpoint(

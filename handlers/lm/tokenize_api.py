@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from handlers.lm.api import MAX_PROMPT_CHARS
-from handlers.schema import Endpoint, Field, RequestError, check_ids, validate
+from handlers.schema import Endpoint, Field, RequestError, check_ids, optional, validate
 from models.logprobs import START_TEXT
 from models.tokenizer import Tokenizer
 
@@ -29,7 +29,7 @@ ROUTES = {
 }
 MAX_TOKEN_IDS = MAX_PROMPT_CHARS  # a prompt given as token ids holds at most this many
 
-MODEL = Field("model", str, None, "Any name (accepted and ignored).", nullable=True)
+MODEL = optional("model", str, "Any name (accepted and ignored).")
 TOKENIZE_FIELDS = (
     MODEL,
     Field(

@@ -6,31 +6,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.schema import Endpoint, Field, RequestError, check_text, validate
+from handlers.schema import Endpoint, Field, RequestError, check_text, optional, validate
 
 MAX_TEXT_CHARS = 2000
 MAX_TEXTS = 64
 
 FIELDS = (
-    Field(
+    optional(
         "text",
         str,
-        None,
         "One text to classify.",
         min_length=1,
         max_length=MAX_TEXT_CHARS,
-        nullable=True,
         example="a gripping , funny movie",
     ),
-    Field(
+    optional(
         "texts",
         list,
-        None,
         "Several texts, answered as a list in the same order.",
         min_length=1,
         max_length=MAX_TEXTS,
         item_max_length=MAX_TEXT_CHARS,
-        nullable=True,
     ),
     Field("explain", bool, False, "Also return per-token LSTM gate activations."),
 )

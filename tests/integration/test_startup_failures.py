@@ -38,7 +38,11 @@ def test_a_truncated_archive_is_named_with_torchserves_reason(tiny_model_store, 
     store = tmp_path / "store"
     store.mkdir()
     whole = (tiny_model_store / "lm.mar").read_bytes()
-    (store / "lm.mar").write_bytes(whole[: len(whole) // 2])  # as an interrupted copy leaves it
+    # Cut inside the weights' compressed bytes, as an interrupted copy leaves it: half of the
+    # file lands wherever the code's sizes put it, and a cut at an entry's boundary is read as
+    # a shorter archive whose handler is missing (another message).
+    weights = zipfile.ZipFile(tiny_model_store / "lm.mar").getinfo("weights.pt")
+    (store / "lm.mar").write_bytes(whole[: weights.header_offset + weights.compress_size // 2])
     message = start_failing(store, tmp_path / "run", models=("lm",))
     assert "model lm" in message and str(store / "lm.mar") in message
     assert "could not be read" in message and "ZLIB" in message, message

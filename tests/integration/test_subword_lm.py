@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from models.decode_loop import DecodeLoop
+from models.decode_loop import DecodeLoop, Turn
 from models.generation import GenerationRequest, Generator
 from models.requests import GenerationResult
 from serving.client import generate_stream
@@ -72,7 +72,7 @@ def session_in_process(
     carry, results = None, []
     for turn in turns:
         loop = DecodeLoop(generator.step, generator.tokenizer)
-        loop.add("session", turn, carry=carry, keep=True)
+        loop.add("session", turn, Turn(carry, keep=True))
         final = None
         while loop:
             update = loop.step().get("session")

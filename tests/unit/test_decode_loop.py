@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.decode_loop import DecodeLoop, Update
+from models.decode_loop import DecodeLoop, Turn, Update
 from models.generation import GenerationRequest, Generator
 from models.language_model import LMConfig, RecurrentLM
 from models.tokenizer import Tokenizer
@@ -106,7 +106,7 @@ def continue_session(generator, turns: list[GenerationRequest]) -> list[Update]:
         loop = DecodeLoop(generator.step, generator.tokenizer)
         for key, request in enumerate(OTHERS[:2]):
             loop.add(key, request)
-        loop.add("session", turn, carry=carry, keep=True)
+        loop.add("session", turn, Turn(carry, keep=True))
         final = run_to_end(loop)["session"][1]
         carry = final.carry
         finals.append(final)

@@ -24,6 +24,11 @@ SENTENCES = [
 LABELS = [1, 0, 0, 1, 0, 1]
 
 
+def teacher_options(**changes) -> TrainOptions:
+    """A quick teacher (half an epoch) over a small GloVe vocabulary, with ``changes``."""
+    return replace(TrainOptions(), extra_words=100, teacher_epochs=0.5, progress=False, **changes)
+
+
 def test_teacher_learns_a_few_sentences() -> None:
     teacher = fine_tune(SENTENCES * 4, LABELS * 4, epochs=3, lr=1e-4, batch_size=8, progress=False)
     logits = teacher_logits(teacher, SENTENCES, progress=False)
@@ -32,14 +37,7 @@ def test_teacher_learns_a_few_sentences() -> None:
 
 
 def test_transfer_set_labels_phrases_and_copies_and_is_cached(tmp_path: Path) -> None:
-    options = replace(
-        TrainOptions(),
-        extra_words=100,
-        teacher_epochs=0.5,
-        augment_copies=2,
-        teacher_cache=str(tmp_path / "cache"),
-        progress=False,
-    )
+    options = teacher_options(augment_copies=2, teacher_cache=str(tmp_path / "cache"))
     reader = make_reader(options, SENTENCES, tmp_path)
     phrases = [*SENTENCES, "funny", "lifeless"]
     first = teacher_transfer_set(options, reader, phrases, SENTENCES, LABELS, SENTENCES)
@@ -52,14 +50,7 @@ def test_transfer_set_labels_phrases_and_copies_and_is_cached(tmp_path: Path) ->
 
 
 def test_teacher_vectors_widen_the_glove_rows(tmp_path: Path) -> None:
-    options = replace(
-        TrainOptions(),
-        extra_words=100,
-        teacher_epochs=0.5,
-        augment_copies=0,
-        teacher_vectors=8,
-        progress=False,
-    )
+    options = teacher_options(augment_copies=0, teacher_vectors=8)
     reader = make_reader(options, SENTENCES, tmp_path)
     transfer = teacher_transfer_set(options, reader, SENTENCES, SENTENCES, LABELS, SENTENCES)
     assert transfer.word_vectors.shape == (reader.tokenizer.vocab_size, 8)
