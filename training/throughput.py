@@ -22,9 +22,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from training.batching import batch_order
 from training.budget import LABEL_ROW_TOKENS, Throughput
 
-TEACHER_STEPS = 6  # fine-tuning steps timed (after one untimed warm-up step)
+TEACHER_STEPS = 12  # fine-tuning steps timed (after one untimed warm-up step)
 LABEL_ROWS = 256  # phrases and as many sentences labelled by the probe teacher
 LABEL_CHUNK = 128  # rows labelled per timed call
 PROBE_SECONDS = 15.0  # each probe stops after the chunk that passes this: bounded when busy
@@ -78,6 +79,25 @@ def rate(
     return done / max(time.perf_counter() - started, 1e-6)
 
 
+def fine_tune_steps_per_s(
+    lengths: Sequence[int], batch_size: int, step: Callable[[list[int]], None]
+) -> float:
+    """Steps per second of an epoch of `training.teacher.fine_tune` over rows of these
+    ``lengths`` (characters), from TEACHER_STEPS of its batches. The batches are drawn as the
+    fine-tune draws them (length-bucketed: random rows padded to their longest ran ~30% slow),
+    and since a step's cost follows its padded length and a few batches' lengths are not an
+    epoch's, the probe measures padded characters per second and divides by an epoch's mean
+    padded characters per step."""
+    order = batch_order(lengths, batch_size, torch.Generator().manual_seed(0))
+
+    def padded(rows: list[int]) -> int:
+        return max(lengths[i] for i in rows) * len(rows)
+
+    per_step = sum(map(padded, order)) / len(order)
+    step(order[0])  # warm-up: first-use allocations, the optimiser's state
+    return rate(order[1 : TEACHER_STEPS + 1], step, padded) / per_step
+
+
 def teacher_rates(
     sentences: Sequence[str], labels: Sequence[int], phrases: Sequence[str], batch_size: int
 ) -> tuple[float, float]:
@@ -91,20 +111,16 @@ def teacher_rates(
     teacher = Teacher()
     teacher.train()
     optimizer = torch.optim.AdamW(teacher.parameters(), lr=1e-5, fused=True)
-    rows = list(zip(sentences, labels, strict=True))
-    rng = random.Random(0)
-    batches = [rng.choices(rows, k=batch_size) for _ in range(TEACHER_STEPS + 1)]
 
-    def step(batch: list[tuple[str, int]]) -> None:
+    def step(rows: list[int]) -> None:
         with autocast(precision, device):
-            logits = teacher(teacher.encode([text for text, _ in batch]))
-        loss = nn.functional.cross_entropy(logits.float(), torch.tensor([y for _, y in batch]))
+            logits = teacher(teacher.encode([sentences[i] for i in rows]))
+        loss = nn.functional.cross_entropy(logits.float(), torch.tensor([labels[i] for i in rows]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
-    step(batches[0])
-    steps = rate(batches[1:], step, lambda _: 1)
+    steps = fine_tune_steps_per_s([len(t) for t in sentences], batch_size, step)
     texts = [
         t
         for pair in zip(sample(phrases, LABEL_ROWS), sample(sentences, LABEL_ROWS), strict=True)
