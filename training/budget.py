@@ -201,6 +201,13 @@ def ladder(recipe: Plan) -> list[Plan]:
     return plans
 
 
+def ends_within(predicted: dict[str, float], spent_seconds: float, budget_seconds: float) -> bool:
+    """Whether a plan whose stages are predicted to take ``predicted`` seconds, started after
+    ``spent_seconds``, ends within the budget: the one test the ladder, the choice's ``fits``
+    and `give_back` apply."""
+    return spent_seconds + sum(predicted.values()) <= budget_seconds
+
+
 def plan(
     recipe: Plan, work: Workload, rate: Throughput, budget_seconds: float, spent_seconds: float
 ) -> Choice:
@@ -209,9 +216,9 @@ def plan(
     chosen, predicted = recipe, {}
     for candidate in ladder(recipe):
         chosen, predicted = candidate, stage_seconds(candidate, work, rate)
-        if spent_seconds + sum(predicted.values()) <= budget_seconds:
+        if ends_within(predicted, spent_seconds, budget_seconds):
             break
-    fits = spent_seconds + sum(predicted.values()) <= budget_seconds
+    fits = ends_within(predicted, spent_seconds, budget_seconds)
     choice = Choice(chosen, recipe, predicted, budget_seconds, spent_seconds, fits, [])
     if fits:
         give_back(choice, work, rate)
@@ -224,11 +231,10 @@ def give_back(choice: Choice, work: Workload, rate: Throughput) -> None:
     only cuts, so a rung that drops a costly stage (the teacher, on a slow CPU) keeps the epochs
     of the rung before it: measured on an AMD EPYC without AVX-512, that left more than half of
     an 8-minute budget unused (docs/first-start.md, "Measured")."""
-    left = choice.budget_seconds - choice.spent_seconds
     while choice.plan.epochs < choice.recipe.epochs:
         more = replace(choice.plan, epochs=choice.plan.epochs + 1)
         predicted = stage_seconds(more, work, rate)
-        if sum(predicted.values()) > left:
+        if not ends_within(predicted, choice.spent_seconds, choice.budget_seconds):
             return
         choice.plan, choice.predicted = more, predicted
         choice.given_back += 1

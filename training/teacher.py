@@ -97,6 +97,25 @@ class Teacher(nn.Module):
         return self.head(self.dropout(self.pooled(batch)))
 
 
+def train_step(
+    teacher: Teacher,
+    optimizer: torch.optim.Optimizer,
+    texts: Sequence[str],
+    labels: Sequence[int],
+    precision: str,
+    device: torch.device,
+) -> torch.Tensor:
+    """One fine-tuning step on a batch; its loss. `fine_tune` runs it, and the budget's probe
+    (`training.throughput`) times it: the rate it measures is of this very step."""
+    with autocast(precision, device):
+        logits = teacher(teacher.encode(list(texts)))
+    loss = nn.functional.cross_entropy(logits.float(), torch.tensor(list(labels)))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
 def fine_tune(
     texts: Sequence[str],
     labels: Sequence[int],
@@ -130,14 +149,14 @@ def fine_tune(
             factor = min((step + 1) / warmup, (total - step) / max(total - warmup, 1))
             for group in optimizer.param_groups:
                 group["lr"] = lr * factor
-            with autocast(precision, device):
-                logits = teacher(teacher.encode([texts[i] for i in rows]))
-            loss = nn.functional.cross_entropy(
-                logits.float(), torch.tensor([labels[i] for i in rows])
+            loss = train_step(
+                teacher,
+                optimizer,
+                [texts[i] for i in rows],
+                [labels[i] for i in rows],
+                precision,
+                device,
             )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)

@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from torch import nn
 
 from training.batching import batch_order
 from training.budget import LABEL_ROW_TOKENS, Throughput
@@ -103,8 +102,8 @@ def teacher_rates(
 ) -> tuple[float, float]:
     """(fine-tuning steps/s, labelling words/s) of a throwaway teacher, as the real stages run
     them (bf16 autocast where native; length-sorted labelling batches)."""
-    from training.precision import autocast, resolve_precision
-    from training.teacher import Teacher, teacher_logits
+    from training.precision import resolve_precision
+    from training.teacher import Teacher, teacher_logits, train_step
 
     device = torch.device("cpu")
     precision = resolve_precision("auto", device)
@@ -113,12 +112,8 @@ def teacher_rates(
     optimizer = torch.optim.AdamW(teacher.parameters(), lr=1e-5, fused=True)
 
     def step(rows: list[int]) -> None:
-        with autocast(precision, device):
-            logits = teacher(teacher.encode([sentences[i] for i in rows]))
-        loss = nn.functional.cross_entropy(logits.float(), torch.tensor([labels[i] for i in rows]))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        texts, answers = [sentences[i] for i in rows], [labels[i] for i in rows]
+        train_step(teacher, optimizer, texts, answers, precision, device)
 
     steps = fine_tune_steps_per_s([len(t) for t in sentences], batch_size, step)
     texts = [
