@@ -55,6 +55,11 @@ STATUS = re.compile(r"(?:code=|HTTP )([1-5]\d\d)\b")  # Locust's and serving.cli
 NEVER_ANSWERED = "never answered (cut at the end)"
 END_CUT = "cut at the end of the run"  # the locustfile's word for a request Locust stopped
 NOTICE_S = 1.0  # a request sent this soon after a kill may still meet the dead worker
+# A request that waited for a killed model gets this long, once the model answers again, before
+# a cut at the end counts it as dropped: Locust's stop timeout, the time any request running at
+# the end gets. One cut sooner merely ran when the load stopped (CI once counted two requests
+# sent 0.4 s after the LM's new worker answered, and cut by the run's end, as dropped).
+ANSWER_GRACE_S = load_run.STOP_TIMEOUT_S
 
 
 @dataclass
@@ -195,14 +200,28 @@ def status_of(error: str) -> str:
     return status.group(1) if status else "none"
 
 
+def kills_of_its_model(failure: dict, kills: list[Kill]) -> list[Kill]:
+    model = "sentiment" if "sentiment" in failure["name"] else "lm"
+    return [k for k in kills if MODEL_OF_VICTIM[k.victim] == model]
+
+
 def in_flight(failure: dict, kills: list[Kill]) -> bool:
     """Started before a kill of its model and ended after it, or started while that model
     recovered."""
-    model = "sentiment" if "sentiment" in failure["name"] else "lm"
     return any(
         failure["start"] <= k.at + (k.answered_after_s or 0.0) + NOTICE_S and failure["end"] >= k.at
-        for k in kills
-        if MODEL_OF_VICTIM[k.victim] == model
+        for k in kills_of_its_model(failure, kills)
+    )
+
+
+def dropped(cut: dict, kills: list[Kill]) -> bool:
+    """A request cut at the end that TorchServe must have dropped: sent before its model
+    answered again after a kill, and still unanswered ANSWER_GRACE_S after it did."""
+    return any(
+        cut["start"] <= k.at + k.answered_after_s
+        and cut["end"] >= k.at + k.answered_after_s + ANSWER_GRACE_S
+        for k in kills_of_its_model(cut, kills)
+        if k.answered_after_s is not None
     )
 
 
@@ -265,9 +284,9 @@ def chaos(args: argparse.Namespace, connection: Connection, out: Path) -> ChaosR
     load_seconds = time.time() - started
     failures = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     failures = [f for f in failures if not f["name"].endswith("first chunk")]  # counted twice
-    # A request cut at the end is a failure only if it was in flight at a kill (then it got
-    # no answer from then on); the others simply ran when the load stopped.
-    failures = [f for f in failures if f["error"] != END_CUT or in_flight(f, kills)]
+    # A request cut at the end is a failure only if a kill explains its wait (then it got no
+    # answer from then on); the others simply ran when the load stopped.
+    failures = [f for f in failures if f["error"] != END_CUT or dropped(f, kills)]
     cut_file = out / "load" / "locust_cut.json"
     cut = sum(json.loads(cut_file.read_text()).values()) if cut_file.exists() else 0
     checks, notes = healthy(connection, helpers_seen)
@@ -287,7 +306,21 @@ def chaos(args: argparse.Namespace, connection: Connection, out: Path) -> ChaosR
         load_seconds=load_seconds,
         load_bound_s=bound,
         healthy=checks,
-        notes=[*notes, f"load run exit status {load.returncode}; its report: load/report.md"],
+        notes=[
+            *notes,
+            *(cut_note(f, kills) for f in failures if f["error"] == END_CUT),
+            f"load run exit status {load.returncode}; its report: load/report.md",
+        ],
+    )
+
+
+def cut_note(cut: dict, kills: list[Kill]) -> str:
+    """How a request counted as dropped waited, for whoever reads a failed run."""
+    k = next(k for k in kills_of_its_model(cut, kills) if dropped(cut, [k]))
+    answered = k.at + (k.answered_after_s or 0.0)
+    return (
+        f"{cut['name']}: {NEVER_ANSWERED}: sent {cut['start'] - k.at:+.1f} s from the kill of "
+        f"the {k.victim}, cut {cut['end'] - answered:.1f} s after its model answered again"
     )
 
 
@@ -329,7 +362,8 @@ def render(result: ChaosResult) -> str:
     lines += [
         "",
         f"Failures not in flight at a kill: {result.not_in_flight}. '{NEVER_ANSWERED}': a "
-        "request in flight at a kill that TorchServe dropped without an answer "
+        "request sent before its model answered again after a kill and still unanswered "
+        f"{ANSWER_GRACE_S:g} s after it did, when the run ended: TorchServe dropped it "
         "(docs/faults.md).",
         "",
     ]
