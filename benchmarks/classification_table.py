@@ -21,6 +21,7 @@ from benchmarks.harness import half_saturation, locust, served_settings, server,
 from benchmarks.results import Table
 from benchmarks.sections import Section
 from models.classifier_predictor import ClassifierPredictor
+from models.quantize import resolve_quantize
 from training.archive import build_archive, unpack_archive
 from training.data import load_sentiment
 
@@ -49,7 +50,7 @@ def measure(args: argparse.Namespace, out: Path, section: Section) -> Table:
         if variant == "served":
             served_split = split
             p99_at_half_saturation(args, out, store, section, served[variant], table)
-    chosen = settings["handler"].get("quantize")
+    chosen = resolve_quantize(settings["handler"].get("quantize"), torch.device("cpu"))
     if chosen in ceilings:
         served_against_ceilings(served["served"], served_split, ceilings, chosen, settings, table)
     batched = served["served"] / served["batch1"]

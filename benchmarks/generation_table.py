@@ -132,11 +132,9 @@ def raw_rates_on_request_mix(
     """The served model's engine on Locust's request mix, in one process and in the served
     layout; returns the better (tok/s and the cores it ran on), the best a server could do
     with these requests."""
-    served_mode = settings["handler"].get("quantize")
-    mix = batch_tokens_per_second(
-        Generator.from_artifact(artifact, quantize=served_mode),
-        load_mix_requests(STREAMS, args.tokens),
-    )
+    generator = Generator.from_artifact(artifact, quantize=settings["handler"].get("quantize"))
+    served_mode = generator.quantize  # "auto" resolved for this machine
+    mix = batch_tokens_per_second(generator, load_mix_requests(STREAMS, args.tokens))
     table.rate(
         f"engine, {served_mode or 'fp32'}, {STREAMS} streams of Locust's request mix, 1 process",
         mix,

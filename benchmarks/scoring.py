@@ -5,13 +5,13 @@ evaluator on the same text, and what a scoring load does to a concurrent stream.
 
 - **Throughput**: the validation text cut into documents, each sent as a scoring-only request
   (`echo`, `max_tokens: 0`, `logprobs: 0`) by 16 and then 64 concurrent clients; against
-  `training.evaluate_lm`'s int8 scorer (`step_nll`, its 8 streams) on the same characters in
-  this process. Printed as characters per second and their ratio, from one run.
+  `training.evaluate_lm`'s scorer in the served precision (`step_nll`, its 8 streams) on the
+  same characters in this process. Printed as characters per second and their ratio, from one run.
 - **Sharing the loop**: a streamed generation's time per token alone, and while 16 clients
   keep sending scoring requests (they read their prompts in the same decode steps).
 
-The server is started here on free ports from the archive (its own settings: int8, two decode
-processes); the evaluator runs with the same torch thread count as one worker.
+The server is started here on free ports from the archive (its own settings: `quantize: auto`,
+two decode processes); the evaluator runs with the same torch thread count as one worker.
 """
 
 from __future__ import annotations
@@ -126,7 +126,8 @@ def main() -> None:
     figures = measure(Path(args.model_store), Path(args.out), args.chars)
     print(f"{figures['chars']:,} characters in {figures['documents']} documents")
     print(
-        f"  in-process evaluator (int8, 8 streams)  {figures['evaluator_chars_per_s']:,.0f} chars/s"
+        f"  in-process evaluator (as served, 8 streams)  "
+        f"{figures['evaluator_chars_per_s']:,.0f} chars/s"
     )
     for clients in CONCURRENCY:
         rate, ratio = figures[f"api_chars_per_s_{clients}"], figures[f"api_vs_evaluator_{clients}"]

@@ -14,7 +14,7 @@ both over local JSONL files written here:
 - ``rnn_serve_shakespeare``: the validation split cut into documents at line ends, scored
   with ``loglikelihood_rolling`` (each document one window from the start marker ``<s>``,
   i.e. the model's start state). Printed as nats per character beside `document_nll` of the
-  in-process int8 scorer on the same documents: they agree within `AGREEMENT`.
+  in-process scorer (the served precision) on the same documents: they agree within `AGREEMENT`.
 - ``rnn_serve_next_line``: a few lines of the play, then which of two lines comes next: the
   one the play has, or one from elsewhere in it (accuracy; chance is 0.5).
 """
@@ -141,7 +141,7 @@ def _first_number(value: Any) -> float:
 
 
 def evaluator_nats(archive: Path, docs: list[str]) -> float:
-    """`training.evaluate_lm`'s scorer with the archive's own settings (int8 as served), each
+    """`training.evaluate_lm`'s scorer with the archive's own settings (as served here), each
     document alone from the start state."""
     from models.decode_step import DecodeStep
     from training.archive import packed_quantize, unpack_archive

@@ -21,6 +21,7 @@ from torch import nn
 from models.artifact import load_artifact
 from models.classifier import LABELS, MAX_TOKENS, ClassifierConfig, RecurrentClassifier, pad_batch
 from models.int8_classifier import Int8Classifier
+from models.quantize import resolve_quantize
 from models.tokenizer import Tokenizer
 
 
@@ -53,7 +54,8 @@ class ClassifierPredictor:
         quantize: str | None = None,
         max_tokens: int | None = MAX_TOKENS,
     ) -> ClassifierPredictor:
-        """Load an artifact folder; ``quantize="int8"`` serves `Int8Classifier` (CPU, LSTM only):
+        """Load an artifact folder; ``quantize="int8"`` serves `Int8Classifier` (CPU, LSTM only;
+        ``"auto"``: where it is the faster, models/quantize.py):
         int8 products with per-row scales, so answers stay independent of the batch (bit for
         bit on one thread; see models/int8_classifier.py). ``quantize_dynamic`` was dropped
         for this: its per-tensor activation scale let batch mates move a text's probabilities
@@ -70,9 +72,7 @@ class ClassifierPredictor:
         model.load_state_dict(artifact.state_dict)
         model.eval()
         device = torch.device(device)
-        if quantize not in (None, "", "none"):
-            if quantize != "int8":
-                raise ValueError(f"quantize must be 'int8' or None, not {quantize!r}")
+        if resolve_quantize(quantize, device, int8_available=config.cell == "lstm"):
             if device.type != "cpu":
                 raise ValueError("the int8 classifier runs on CPU only")
             model = Int8Classifier(model)

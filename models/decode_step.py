@@ -31,6 +31,7 @@ from torch import nn
 
 from models.int8_linear import Int8Linear
 from models.language_model import RecurrentLM, State, zero_state
+from models.quantize import resolve_quantize
 
 # Rows per fp32 GEMM call, by device type: every call gets exactly this many rows (the last
 # block zero-padded), so the BLAS never picks another kernel for another batch size. int8
@@ -44,13 +45,13 @@ class DecodeStep(nn.Module):
     Each layer's input and hidden weights become one `nn.Linear` over the concatenation
     [x, h]. For a GRU the reset gate multiplies only the hidden part of the candidate, so its
     matrix keeps the candidate's input and hidden products in separate output columns.
-    ``quantize="int8"`` swaps every layer and the head for `Int8Linear` (CPU only).
+    ``quantize="int8"`` swaps every layer and the head for `Int8Linear` (CPU only); ``"auto"``
+    does where it is the faster (models/quantize.py).
     """
 
     def __init__(self, model: RecurrentLM, quantize: str | None = None) -> None:
         super().__init__()
-        if quantize not in (None, "int8"):
-            raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+        quantize = resolve_quantize(quantize, model.head.weight.device)
         config = model.config
         self.config = config
         self.quantize = quantize

@@ -37,6 +37,7 @@ from models.artifact import load_artifact
 from models.decode_loop import DecodeLoop
 from models.decode_step import DecodeStep
 from models.language_model import LMConfig, RecurrentLM, State
+from models.quantize import resolve_quantize
 from models.requests import GenerationRequest, GenerationResult
 from models.tokenizer import Tokenizer
 
@@ -51,7 +52,8 @@ class Generator:
     ``quantize="int8"`` (CPU only; recommended there) runs every matrix product in int8 with
     per-row activation scales: faster than fp32 on a CPU (`make bench`, `python -m
     benchmarks.decode`) at the same validation loss (`python -m training.evaluate_lm
-    --compare-int8`). ``None`` is fp32, the reference (and the mode for CUDA).
+    --compare-int8`). ``None`` is fp32, the reference (and the mode for CUDA). ``"auto"`` is
+    int8 where the CPU makes it the faster, what the served archive packs (models/quantize.py).
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class Generator:
         quantize: str | None = None,
     ) -> None:
         self.device = torch.device(device)
+        quantize = resolve_quantize(quantize, self.device)
         if quantize and self.device.type != "cpu":
             raise ValueError("int8 decoding is for CPU; use fp32 (quantize=None) on CUDA")
         self.model = model.eval().to(self.device)
@@ -124,7 +127,7 @@ def _main() -> None:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--stop", action="append", default=[])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--quantize", choices=("int8", "none"), default="int8")
+    parser.add_argument("--quantize", choices=("auto", "int8", "none"), default="auto")
     args = parser.parse_args()
     quantize = None if args.quantize == "none" or args.device != "cpu" else args.quantize
     generator = Generator.from_artifact(args.artifact, args.device, quantize)

@@ -115,7 +115,8 @@ def unpack_archive(archive: str | Path, into: str | Path) -> Path:
 
 
 def packed_quantize(archive: Path) -> str | None:
-    """The handler's ``quantize`` setting packed in a .mar: how the server runs the model."""
+    """The handler's ``quantize`` setting packed in a .mar (``auto``: the model loaders resolve it
+    for this machine, as the server does; models/quantize.py)."""
     return (archive_info(archive)[1].get("handler") or {}).get("quantize")
 
 

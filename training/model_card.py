@@ -95,7 +95,7 @@ def generate_samples(archive: Path) -> dict[str, Any]:
         results = generator.generate(requests)
     return {
         "archive": str(archive),
-        "quantize": quantize or "fp32",
+        "quantize": generator.quantize or "fp32",  # "auto" resolved on this machine
         "machine": machine(),
         "texts": {str(t): r.text for t, r in zip(SAMPLE_TEMPERATURES, results, strict=True)},
     }

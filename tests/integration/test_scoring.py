@@ -1,8 +1,9 @@
 """Scoring through a real TorchServe: log-probabilities, echo, scoring-only requests,
-penalties, logit bias and the tokenizer routes, on the served (int8) tiny LM.
+penalties, logit bias and the tokenizer routes, on the served tiny LM.
 
-References: `training.evaluate_lm`'s int8 scorer on the same text from the same start state
-(like with like: the archive is served in int8), and OpenAI's penalty formula in NumPy on the
+References: `training.evaluate_lm`'s scorer on the same text from the same start state, in the
+precision the archive is served in on this machine (`quantize: auto`: int8 or fp32, like with
+like), and OpenAI's penalty formula in NumPy on the
 archived model's logits (tests/unit/test_scoring.py's `numpy_greedy`)."""
 
 from __future__ import annotations
@@ -76,16 +77,16 @@ def busy_while(server, work):
     return answer
 
 
-def test_a_scored_validation_chunk_equals_the_evaluators_int8_figure(
+def test_a_scored_validation_chunk_equals_the_evaluators_figure(
     server, tiny_model_store: Path, tmp_path, chunk
 ):
     archive = tiny_model_store / "lm.mar"
-    assert packed_quantize(archive) == "int8"  # the served model: compare int8 with int8
+    quantize = packed_quantize(archive)  # "auto": the scorer resolves it as the server does
     choice = post(server, "v1/completions", {**SCORE, "prompt": chunk})["choices"][0]
     assert choice["text"] == chunk
     logprobs = choice["logprobs"]
     assert "".join(logprobs["tokens"]) == chunk
-    step, tokenizer = load_lm(unpack_archive(archive, tmp_path), "int8")
+    step, tokenizer = load_lm(unpack_archive(archive, tmp_path), quantize)
     ids = torch.tensor(tokenizer.encode(chunk))
     assert len(logprobs["token_logprobs"]) == len(ids)
     # One stream from the start state: every token but the first is scored from the text

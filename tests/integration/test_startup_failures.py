@@ -60,7 +60,7 @@ def test_a_handler_that_fails_to_load_is_named_with_its_exception(tiny_model_sto
     build_archive("lm", artifact, store, config_file)
     message = start_failing(store, tmp_path / "run", models=("lm",))
     assert "model lm" in message and "handler failed to load" in message
-    assert "ValueError: quantize must be None or 'int8', got 'int4'" in message, message
+    assert "ValueError: quantize must be 'auto', 'int8' or None, got 'int4'" in message, message
 
 
 def test_a_port_in_use_is_named(tiny_model_store, tmp_path):
