@@ -107,7 +107,8 @@ status: ## is a server from this checkout running?
 	@$(PY) -m serving.server status --run-dir $(RUN_DIR)
 
 loadtest: $(VENV)/.installed ## load-test with Locust (USERS DURATION SPAWN_RATE SCENARIO); report in runs/loadtest/
-	$(PY) -m loadtest.run $(LOAD) $(call flag,--scenario,$(SCENARIO)) $(call flag,--weights,$(WEIGHTS)) \
+	$(PY) -m loadtest.run $(LOAD) --run-dir $(RUN_DIR) $(call flag,--scenario,$(SCENARIO)) \
+		$(call flag,--weights,$(WEIGHTS)) \
 		--model-store $(MODEL_STORE) $(PORTS)
 
 chaos: $(VENV)/.installed ## mixed load while the LM helper, a sentiment worker and the LM worker are killed; report in runs/chaos/

@@ -20,6 +20,8 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
+import zlib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -85,6 +87,20 @@ def missing_archives_message(model_store: Path, missing: list[str]) -> str:
     return f"no {', '.join(missing)} archive in {model_store}: run `make models`"
 
 
+def damaged_archive(path: Path) -> str | None:
+    """Why a .mar cannot be read whole, or None when every entry passes its CRC check.
+
+    TorchServe reads an archive cut short (an interrupted copy) as far as it goes and then
+    fails on whatever is missing: a cut at an entry's boundary reads as a handler with a
+    missing module. Reading the archive whole first names the real cause, before any start."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        return str(exc) or type(exc).__name__
+    return f"{bad} fails its CRC check" if bad else None
+
+
 def start(config: ServerConfig, timeout: float = START_TIMEOUT) -> Connection:
     """Start TorchServe and return once every worker of every model is READY."""
     run_dir = Path(config.run_dir).resolve()
@@ -93,6 +109,14 @@ def start(config: ServerConfig, timeout: float = START_TIMEOUT) -> Connection:
     missing = missing_archives(Path(config.model_store), config.models)
     if missing:
         raise ServerError(missing_archives_message(config.model_store, missing))
+    for model in config.models:
+        archive = Path(config.model_store) / f"{model}.mar"
+        reason = damaged_archive(archive)
+        if reason:
+            raise ServerError(
+                f"model {model} ({archive}) is damaged ({reason}): copy it again, or delete it "
+                "and run `make models`"
+            )
     check_ports(config)
     for stale in (run_dir / KEY_FILE, run_dir / STATE_FILE):
         stale.unlink(missing_ok=True)

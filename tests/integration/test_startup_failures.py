@@ -34,18 +34,53 @@ def start_failing(store: Path, run_dir: Path, **settings) -> str:
     return str(error.value)
 
 
-def test_a_truncated_archive_is_named_with_torchserves_reason(tiny_model_store, tmp_path):
+def damaged_copies(archive: Path) -> dict[str, bytes]:
+    """The archive as an interrupted or corrupted copy leaves it."""
+    whole = archive.read_bytes()
+    entries = zipfile.ZipFile(archive).infolist()
+    weights = next(e for e in entries if e.filename == "weights.pt")
+    flipped = bytearray(whole)
+    flipped[weights.header_offset + len(weights.FileHeader()) + weights.compress_size // 2] ^= 0xFF
+    return {
+        # Inside the weights' compressed bytes (TorchServe said: "Unexpected end of ZLIB").
+        "cut inside an entry": whole[: weights.header_offset + weights.compress_size // 2],
+        # At an entry's boundary (TorchServe said: the handler failed to load, a module missing).
+        "cut at an entry boundary": whole[: entries[len(entries) // 2].header_offset],
+        "one byte changed": bytes(flipped),
+    }
+
+
+@pytest.mark.parametrize(
+    "damage", ["cut inside an entry", "cut at an entry boundary", "one byte changed"]
+)
+def test_a_damaged_archive_is_named_as_damaged_before_torchserve_starts(
+    tiny_model_store, tmp_path, damage
+):
     store = tmp_path / "store"
     store.mkdir()
-    whole = (tiny_model_store / "lm.mar").read_bytes()
-    # Cut inside the weights' compressed bytes, as an interrupted copy leaves it: half of the
-    # file lands wherever the code's sizes put it, and a cut at an entry's boundary is read as
-    # a shorter archive whose handler is missing (another message).
-    weights = zipfile.ZipFile(tiny_model_store / "lm.mar").getinfo("weights.pt")
-    (store / "lm.mar").write_bytes(whole[: weights.header_offset + weights.compress_size // 2])
+    (store / "lm.mar").write_bytes(damaged_copies(tiny_model_store / "lm.mar")[damage])
     message = start_failing(store, tmp_path / "run", models=("lm",))
-    assert "model lm" in message and str(store / "lm.mar") in message
-    assert "could not be read" in message and "ZLIB" in message, message
+    assert message.startswith(f"model lm ({store / 'lm.mar'}) is damaged ("), message
+    assert "copy it again, or delete it and run `make models`" in message
+    assert not (tmp_path / "run" / "logs").exists(), "TorchServe must not have been started"
+
+
+def test_a_whole_archive_that_torchserve_cannot_open_is_named_with_its_reason(
+    tiny_model_store, tmp_path
+):
+    """A sound zip with a manifest TorchServe cannot parse: only its log says why."""
+    store = tmp_path / "store"
+    store.mkdir()
+    with (
+        zipfile.ZipFile(tiny_model_store / "lm.mar") as source,
+        zipfile.ZipFile(store / "lm.mar", "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        for entry in source.infolist():
+            broken = entry.filename == "MAR-INF/MANIFEST.json"
+            target.writestr(entry, b"{ not json" if broken else source.read(entry))
+    message = start_failing(store, tmp_path / "run", models=("lm",))
+    assert message.startswith(f"model lm ({store / 'lm.mar'}) did not load: the archive"), message
+    assert "InvalidModelException" in message, message
 
 
 def test_a_handler_that_fails_to_load_is_named_with_its_exception(tiny_model_store, tmp_path):
