@@ -101,22 +101,27 @@ def damaged_archive(path: Path) -> str | None:
     return f"{bad} fails its CRC check" if bad else None
 
 
-def start(config: ServerConfig, timeout: float = START_TIMEOUT) -> Connection:
-    """Start TorchServe and return once every worker of every model is READY."""
-    run_dir = Path(config.run_dir).resolve()
-    if server_pid(run_dir) is not None:
-        raise ServerError(f"a server from {run_dir} is already running: stop it first")
-    missing = missing_archives(Path(config.model_store), config.models)
+def check_archives(model_store: Path, models: tuple[str, ...]) -> None:
+    """Raise `ServerError`, naming the fix, when an archive of ``models`` is missing or damaged."""
+    missing = missing_archives(model_store, models)
     if missing:
-        raise ServerError(missing_archives_message(config.model_store, missing))
-    for model in config.models:
-        archive = Path(config.model_store) / f"{model}.mar"
+        raise ServerError(missing_archives_message(model_store, missing))
+    for model in models:
+        archive = model_store / f"{model}.mar"
         reason = damaged_archive(archive)
         if reason:
             raise ServerError(
                 f"model {model} ({archive}) is damaged ({reason}): copy it again, or delete it "
                 "and run `make models`"
             )
+
+
+def start(config: ServerConfig, timeout: float = START_TIMEOUT) -> Connection:
+    """Start TorchServe and return once every worker of every model is READY."""
+    run_dir = Path(config.run_dir).resolve()
+    if server_pid(run_dir) is not None:
+        raise ServerError(f"a server from {run_dir} is already running: stop it first")
+    check_archives(Path(config.model_store), config.models)
     check_ports(config)
     for stale in (run_dir / KEY_FILE, run_dir / STATE_FILE):
         stale.unlink(missing_ok=True)

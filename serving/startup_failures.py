@@ -4,8 +4,9 @@ TorchServe keeps retrying a worker whose handler fails to load and answers "not 
 as long as one waits; an archive it cannot open (a manifest it cannot parse: a damaged zip
 is refused before the start, `serving.lifecycle.damaged_archive`) it skips with a warning.
 Its logs say why within a second or two, so `serving.lifecycle.start` reads them while it
-waits and stops with the reason instead of timing out minutes later. The patterns are TorchServe 0.12's log lines (tested
-against a real TorchServe in tests/integration/test_startup_failures.py).
+waits and stops with the reason instead of timing out minutes later. The patterns are
+TorchServe 0.12's log lines (tested against a real TorchServe in
+tests/integration/test_startup_failures.py).
 """
 
 from __future__ import annotations
