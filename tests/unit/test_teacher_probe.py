@@ -18,6 +18,15 @@ from training.batching import batch_order
 SECONDS_PER_PADDED_CHAR = 1e-4  # a step costs its batch's padded characters, no more
 
 
+@pytest.fixture
+def clock(monkeypatch) -> SimpleNamespace:
+    """The probes' clock, moved only by the fake work below: what each probe times is exactly
+    the cost the test charges."""
+    fake = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(throughput, "time", SimpleNamespace(perf_counter=lambda: fake.now))
+    return fake
+
+
 def sst2_like_lengths(rows: int = 6920, seed: int = 1) -> list[int]:
     """Sentence lengths in characters spread as SST-2's are (short to ~250, most near 100)."""
     rng = random.Random(seed)
@@ -25,9 +34,7 @@ def sst2_like_lengths(rows: int = 6920, seed: int = 1) -> list[int]:
 
 
 @pytest.mark.parametrize("fine_tune_seed", [13, 14])
-def test_the_probe_predicts_an_epochs_steps_per_second(monkeypatch, fine_tune_seed):
-    clock = SimpleNamespace(now=0.0)
-    monkeypatch.setattr(throughput, "time", SimpleNamespace(perf_counter=lambda: clock.now))
+def test_the_probe_predicts_an_epochs_steps_per_second(clock, fine_tune_seed):
     lengths = sst2_like_lengths()
 
     def step(rows: list[int]) -> None:  # costs what its padding costs
@@ -53,9 +60,7 @@ def padded_label_seconds(texts: list[str]) -> float:
     return sum(SECONDS_PER_PADDED_TOKEN * max(tokens[i] for i in b) * len(b) for b in batches)
 
 
-def test_the_label_probe_predicts_the_labellings_words_per_second(monkeypatch):
-    clock = SimpleNamespace(now=0.0)
-    monkeypatch.setattr(throughput, "time", SimpleNamespace(perf_counter=lambda: clock.now))
+def test_the_label_probe_predicts_the_labellings_words_per_second(clock):
     rng = random.Random(2)
     sentences = [" ".join(["w"] * max(2, n // 5)) for n in sst2_like_lengths()]
     phrases = [" ".join(["w"] * rng.randint(1, 12)) for _ in range(60000)]
