@@ -13,12 +13,14 @@ TorchServe's logs (serving/startup_failures.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 import zlib
@@ -28,7 +30,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from handlers import drain
+from handlers import drain, registry
 from serving import startup_failures
 from serving.connection import KEY_FILE, STATE_FILE, Connection, served_models, worker_states
 from serving.server_config import DEFAULT_RUN_DIR, ServerConfig, ServerError, check_ports
@@ -38,6 +40,8 @@ STARTUP_LOG = "startup.log"
 DRAIN_DIR = "drain"  # the graceful-stop protocol's files (handlers/drain.py)
 START_TIMEOUT = 300.0  # seconds a start waits for every worker to be READY (models load)
 DRAIN_TIMEOUT = 30.0  # seconds a stop waits for running batches; a capped batch takes a few
+# A worker lock still held this long after the drain began may be a job nobody awaits: `_nudge`.
+NUDGE_AFTER_S = 1.0
 # A worker hands its answers to the frontend just after it frees its lock: let them go out.
 SETTLE_SECONDS = 0.25
 
@@ -245,6 +249,8 @@ def drain_requests(run_dir: Path, timeout: float) -> bool:
     directory = run_dir / DRAIN_DIR
     drain.begin(directory)
     deadline = time.monotonic() + timeout
+    if not drain.wait_for_batches(directory, min(deadline, time.monotonic() + NUDGE_AFTER_S)):
+        _nudge(run_dir)
     drained = (
         drain.wait_for_batches(directory, deadline)
         and _queues_empty(run_dir, deadline)
@@ -252,6 +258,40 @@ def drain_requests(run_dir: Path, timeout: float) -> bool:
     )
     time.sleep(SETTLE_SECONDS)
     return drained
+
+
+def _nudge(run_dir: Path) -> None:
+    """Send each model one request of its own examples, in the background, and forget it.
+
+    TorchServe calls a continuous-batching handler only while it holds jobs, and learns that a
+    stream's client hung up only when it sends that client the next chunk. A lone stream whose
+    client went away therefore leaves its handler holding the drain lock, with nothing to call
+    it again, and the stop would wait out DRAIN_TIMEOUT for a request nobody awaits. A new
+    request makes TorchServe call the handler: it forgets the jobs missing from the call, lets
+    go of its lock and answers the newcomer 503, as it answers every request during a drain.
+    A job whose client is still there is in that call too, and goes on."""
+    try:
+        connection = Connection.from_run_dir(run_dir)
+        models = served_models(run_dir)
+    except (OSError, KeyError, ValueError, ServerError):
+        return
+    for model in models:
+        try:
+            body = registry.get(model).examples[0]
+        except (KeyError, IndexError):
+            body = {}
+        threading.Thread(target=_post_quietly, args=(connection, model, body), daemon=True).start()
+
+
+def _post_quietly(connection: Connection, model: str, body: dict) -> None:
+    # Its answer does not matter: the handler call it causes does.
+    with contextlib.suppress(requests.RequestException):
+        requests.post(
+            f"{connection.inference_url}/predictions/{model}",
+            json=body,
+            headers=connection.inference_headers(),
+            timeout=DRAIN_TIMEOUT,
+        )
 
 
 def _queues_empty(run_dir: Path, deadline: float) -> bool:
