@@ -52,7 +52,8 @@ FIGURES: dict[str, tuple[str, str]] = {
 # What every trainer's metrics.json says of how it ran, last on each card.
 HOW_TRAINED = {"threads": ("training threads", "{}"), "precision": ("training precision", "{}")}
 ROWS = {**FIGURES, **HOW_TRAINED}  # every row a card may show, in order
-# What a vocabulary entry is, per model with a card (its `vocab_size` row).
+# What a vocabulary entry is, per model with a card (its `vocab_size` row), where the
+# trainer's metrics.json does not say (`token_unit`, written by the LM trainer).
 VOCABULARY = {"sentiment": "words", "lm": "sentencepiece pieces"}
 
 
@@ -65,6 +66,8 @@ def read_figures(model: str, artifact: Path) -> dict[str, Any]:
     metrics = json.loads((artifact / "metrics.json").read_text())
     trained = datetime.fromtimestamp((artifact / "metrics.json").stat().st_mtime, UTC)
     figures = {key: metrics[key] for key in ROWS if key in metrics}
+    if "token_unit" in metrics:
+        figures["token_unit"] = metrics["token_unit"]
     if model == "sentiment":
         figures["dev_rows"] = metrics["dev_rows"]
         figures["confusion_matrix"] = metrics["confusion_matrix"]
@@ -101,6 +104,14 @@ def generate_samples(archive: Path) -> dict[str, Any]:
     }
 
 
+def vocabulary(model: str, figures: dict[str, Any]) -> str:
+    """What one vocabulary entry is: both LM tokenizers are sentencepiece models, of
+    characters or of unigram pieces."""
+    if "token_unit" in figures:
+        return f"sentencepiece {figures['token_unit']}"
+    return VOCABULARY[model]
+
+
 def figures_section(model: str, source: dict[str, Any] | None) -> str:
     if not source or "figures" not in source:
         return (
@@ -114,7 +125,7 @@ def figures_section(model: str, source: dict[str, Any] | None) -> str:
         "",
     ]
     rows = [
-        (label.format(**figures, vocabulary=VOCABULARY[model]), style.format(figures[key]))
+        (label.format(**figures, vocabulary=vocabulary(model, figures)), style.format(figures[key]))
         for key, (label, style) in ROWS.items()
         if key in figures
     ]

@@ -98,6 +98,11 @@ class LMTrainOptions(cli.RunOptions):
     max_chars: int | None = None  # use only the first N characters of the corpus (tests)
 
 
+def token_unit(vocab_size: int) -> str:
+    """What one token of a tokenizer built for ``vocab_size`` is, as the model card names it."""
+    return "characters" if vocab_size <= 0 else "unigram pieces"
+
+
 def build_tokenizer(train_text: str, vocab_size: int, prefix: Path) -> Tokenizer:
     """Lossless: newlines and spaces survive, so decode(encode(text)) == text."""
     lines = train_text.splitlines(keepends=True)
@@ -167,6 +172,7 @@ def train(options: LMTrainOptions) -> dict[str, Any]:
         "val_tokens": val_ids.numel(),
         "chars_per_token": val_chars / val_ids.numel(),
         "vocab_size": tokenizer.vocab_size,
+        "token_unit": token_unit(options.vocab_size),
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_minutes": budget.elapsed_minutes(),
         "threads": torch.get_num_threads(),

@@ -35,6 +35,9 @@ def test_the_lm_card_shows_its_artifacts_loss_and_samples_of_the_served_archive(
     metrics = json.loads((tiny_model_store.parent / "lm" / "metrics.json").read_text())
     assert f"| {metrics['val_nats_per_char']:.4f} |" in page
     assert f"| training steps | {metrics['steps']:,} |" in page
+    # The tiny LM reads characters: one token per character of the (ASCII) validation text.
+    unit = "characters" if metrics["chars_per_token"] == 1 else "unigram pieces"
+    assert f"| vocabulary (sentencepiece {unit}) | {metrics['vocab_size']:,} |" in page
     assert "No default model's figures" not in page and "No samples" not in page
     # The reference: the archive decoded as the server decodes it; control characters, which a
     # page cannot hold as they are, shown as \xNN.
