@@ -20,8 +20,9 @@ from benchmarks.efficiency import efficiency_row
 from benchmarks.harness import half_saturation, locust, served_settings, server, server_percentiles
 from benchmarks.results import Table
 from benchmarks.sections import Section
-from models.classifier_predictor import ClassifierPredictor
-from models.quantize import resolve_quantize
+from models.artifact import load_artifact
+from models.classifier import ClassifierConfig
+from models.classifier_predictor import ClassifierPredictor, classifier_quantize
 from training.archive import build_archive, unpack_archive
 from training.data import load_sentiment
 
@@ -50,7 +51,8 @@ def measure(args: argparse.Namespace, out: Path, section: Section) -> Table:
         if variant == "served":
             served_split = split
             p99_at_half_saturation(args, out, store, section, served[variant], table)
-    chosen = resolve_quantize(settings["handler"].get("quantize"), torch.device("cpu"))
+    cell = ClassifierConfig(**load_artifact(artifact).model).cell
+    chosen = classifier_quantize(settings["handler"].get("quantize"), cell, torch.device("cpu"))
     if chosen in ceilings:
         served_against_ceilings(served["served"], served_split, ceilings, chosen, settings, table)
     batched = served["served"] / served["batch1"]

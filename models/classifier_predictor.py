@@ -25,6 +25,12 @@ from models.quantize import resolve_quantize
 from models.tokenizer import Tokenizer
 
 
+def classifier_quantize(requested: str | None, cell: str, device: torch.device) -> str | None:
+    """The mode (``"int8"`` or ``None``: fp32) a classifier of ``cell`` runs ``requested``
+    in on ``device``: `resolve_quantize`, knowing that the int8 classifier has LSTM cells only."""
+    return resolve_quantize(requested, device, int8_available=cell == "lstm")
+
+
 class ClassifierPredictor:
     """Texts in, labels and probabilities out; one forward pass per call of `predict`."""
 
@@ -72,7 +78,7 @@ class ClassifierPredictor:
         model.load_state_dict(artifact.state_dict)
         model.eval()
         device = torch.device(device)
-        if resolve_quantize(quantize, device, int8_available=config.cell == "lstm"):
+        if classifier_quantize(quantize, config.cell, device):
             if device.type != "cpu":
                 raise ValueError("the int8 classifier runs on CPU only")
             model = Int8Classifier(model)

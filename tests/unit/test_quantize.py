@@ -12,7 +12,7 @@ import torch
 from models import quantize
 from models.artifact import save_artifact
 from models.classifier import ClassifierConfig, RecurrentClassifier
-from models.classifier_predictor import ClassifierPredictor
+from models.classifier_predictor import ClassifierPredictor, classifier_quantize
 from models.generation import Generator
 from models.int8_classifier import Int8Classifier
 from models.int8_linear import Int8Linear
@@ -83,3 +83,6 @@ def test_a_classifier_is_int8_under_auto_only_where_fast_and_never_as_a_gru(
     predictor = ClassifierPredictor.from_artifact(tmp_path / "model", quantize="auto")
     assert isinstance(predictor.model, Int8Classifier) is (fast and cell == "lstm")
     assert len(predictor.predict(["a fine film", ""])) == 2
+    # What `make bench` labels the served classifier's mode with agrees with what loaded.
+    served = classifier_quantize("auto", cell, torch.device("cpu"))
+    assert (served == "int8") is isinstance(predictor.model, Int8Classifier)
