@@ -101,7 +101,8 @@ def test_the_command_line_prints_answers_and_one_line_errors(server):
     labelled = subprocess.run(
         [*anywhere, "classify", "fine"], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
-    assert json.loads(labelled.stdout) == direct(server, "fine"), labelled.stderr
+    assert labelled.returncode == 0, labelled.stderr  # CI saw it fail once with no stdout
+    assert json.loads(labelled.stdout) == direct(server, "fine")
     # The same server named by the environment instead of flags.
     env = {**os.environ, URL_ENV: url, KEY_ENV: key}
     by_env = subprocess.run(
