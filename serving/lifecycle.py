@@ -32,6 +32,7 @@ import requests
 
 from handlers import drain, registry
 from serving import startup_failures
+from serving.client import Client, ClientError
 from serving.connection import KEY_FILE, STATE_FILE, Connection, served_models, worker_states
 from serving.server_config import DEFAULT_RUN_DIR, ServerConfig, ServerError, check_ports
 
@@ -271,7 +272,7 @@ def _nudge(run_dir: Path) -> None:
     go of its lock and answers the newcomer 503, as it answers every request during a drain.
     A job whose client is still there is in that call too, and goes on."""
     try:
-        connection = Connection.from_run_dir(run_dir)
+        client = Client(Connection.from_run_dir(run_dir), timeout=DRAIN_TIMEOUT)
         models = served_models(run_dir)
     except (OSError, KeyError, ValueError, ServerError):
         return
@@ -280,18 +281,13 @@ def _nudge(run_dir: Path) -> None:
             body = registry.get(model).examples[0]
         except (KeyError, IndexError):
             body = {}
-        threading.Thread(target=_post_quietly, args=(connection, model, body), daemon=True).start()
+        threading.Thread(target=_predict_quietly, args=(client, model, body), daemon=True).start()
 
 
-def _post_quietly(connection: Connection, model: str, body: dict) -> None:
-    # Its answer does not matter: the handler call it causes does.
-    with contextlib.suppress(requests.RequestException):
-        requests.post(
-            f"{connection.inference_url}/predictions/{model}",
-            json=body,
-            headers=connection.inference_headers(),
-            timeout=DRAIN_TIMEOUT,
-        )
+def _predict_quietly(client: Client, model: str, body: dict) -> None:
+    # Its answer (a 503) does not matter: the handler call it causes does.
+    with contextlib.suppress(ClientError, requests.RequestException):
+        client.predict(model, body)
 
 
 def _queues_empty(run_dir: Path, deadline: float) -> bool:
